@@ -1,0 +1,83 @@
+"""Exceptions of the hosted-fill core. Every message is redacted before it is built (no key
+ever appears in one) and names what to do next.
+
+HostedError                      base class (``.request_id`` when a remote job exists)
+├─ HostedValidationError         bad parameter (also a ValueError): names field and range
+├─ InsecureURL                   http:// to a non-loopback host (also a ValueError)
+├─ MissingKey                    no key in the environment or the key file
+├─ AuthError                     401/403 from the provider
+├─ RemoteRejected                the provider refused the input (422 / 4xx)
+├─ RemoteFailed                  the job ran and failed (not billed)
+├─ RemoteCancelled               the user cancelled; the remote job was cancelled too
+├─ DeadlineExceeded              the overall deadline passed; the journal entry stays pending
+├─ TransportError                retries exhausted / timeouts / malformed answers
+│  └─ SubmitUncertain            a submit whose answer was lost (WaveSpeed: never re-sent)
+├─ ResultUnavailable             the result or an output URL is gone (404)
+└─ NSFWBlocked                   outputs flagged by the provider's safety checker
+"""
+from __future__ import annotations
+
+
+class HostedError(Exception):
+    """Base class; ``request_id`` names the remote job when one exists."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.request_id = request_id
+        self.status = status
+
+
+class HostedValidationError(HostedError, ValueError):
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class InsecureURL(HostedError, ValueError):
+    pass
+
+
+class MissingKey(HostedError):
+    pass
+
+
+class AuthError(HostedError):
+    pass
+
+
+class RemoteRejected(HostedError):
+    pass
+
+
+class RemoteFailed(HostedError):
+    pass
+
+
+class RemoteCancelled(HostedError):
+    """Raised after the remote job was asked to cancel; the node layer turns it into
+    ComfyUI's interrupt."""
+
+
+class DeadlineExceeded(HostedError):
+    pass
+
+
+class TransportError(HostedError):
+    pass
+
+
+class SubmitUncertain(TransportError):
+    pass
+
+
+class ResultUnavailable(HostedError):
+    pass
+
+
+class NSFWBlocked(HostedError):
+    """``.result`` carries the FillResult (images + meta with per-image ``nsfw`` flags) so a
+    caller may still decide to use the unflagged images."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, result=None):
+        super().__init__(message, request_id=request_id)
+        self.result = result
