@@ -16,6 +16,7 @@ run:
 	bash scripts/run.sh $(HOST) $(PORT)
 
 test: setup
+	bash scripts/browser_deps.sh
 	bash scripts/test.sh $(HOSTS) -- $(PYTEST_ARGS)
 
 bench: setup

@@ -4,7 +4,7 @@ FLUXFILL_HOSTS="comfyui-0.30.0 comfyui-0.3.75"
 FLUXFILL_DEFAULT_HOST=comfyui-0.30.0
 TORCH_PINS="torch==2.9.1 torchvision==0.24.1 torchaudio==2.9.1"
 # Test-only packages (the official hosted clients prove the emulators' fidelity).
-TEST_PINS="pytest==9.2.0 pytest-timeout==2.4.0 hypothesis==6.170.15 fal-client==1.0.3 wavespeed==2.0.5 websocket-client==1.9.2"
+TEST_PINS="pytest==9.2.0 pytest-timeout==2.4.0 hypothesis==6.170.15 fal-client==1.0.3 wavespeed==2.0.5 websocket-client==1.9.2 selenium==4.51.0"
 
 host_spec() {
   case "$1" in

@@ -1,0 +1,153 @@
+"""The queue-polling loop shared by FalClient and WaveSpeedClient.
+
+A subclass provides `submit`, `_poll(handle) -> Poll`, `result(handle)`, `cancel(handle)`.
+`run()` submits (or resumes a given handle), hands the handle to `on_submitted` at once
+(the journal write), then polls with a short-then-growing interval, reporting progress,
+checking `cancelled()` every loop and the overall deadline; on cancel it cancels the remote
+job and raises RemoteCancelled; on deadline it raises DeadlineExceeded naming the request.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import DeadlineExceeded, HostedError, RemoteCancelled
+from .transport import Deadline, Transport
+
+log = logging.getLogger("fluxfill.hosted")
+_STEP_RE = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class PollSchedule:
+    """Seconds between polls: `first` for the first `flat` polls, then times `factor` per
+    poll up to `max`; back to `first` whenever the job changes state (so a short job's
+    completion is noticed within ~first seconds, a long one costs ~1 request/s)."""
+    first: float = 0.1
+    factor: float = 1.1
+    max: float = 1.0
+    flat: int = 30
+
+    def interval(self, n: int) -> float:
+        k = min(max(0, n - self.flat), 200)
+        return min(self.max, self.first * (self.factor ** k))
+
+
+@dataclass
+class Poll:
+    state: str                       # queued | running | done | failed | cancelled
+    position: int | None = None
+    logs: list[str] = field(default_factory=list)
+    error: str | None = None
+    raw: dict = field(default_factory=dict)
+
+
+class QueueClient:
+    provider = "?"
+
+    def __init__(self, transport: Transport, poll: PollSchedule | None = None):
+        self.t = transport
+        self.poll_schedule = poll or PollSchedule()
+
+    # subclasses implement -------------------------------------------------------------
+    def submit(self, endpoint: str, payload: dict, *, deadline=None, cancelled=None):
+        raise NotImplementedError
+
+    def _poll(self, handle, deadline, cancelled) -> Poll:
+        raise NotImplementedError
+
+    def result(self, handle, *, deadline=None, cancelled=None) -> dict:
+        raise NotImplementedError
+
+    def cancel(self, handle) -> str:
+        raise NotImplementedError
+
+    def download(self, url: str, *, max_bytes: int, deadline=None, cancelled=None):
+        from .images import decode_data_uri
+        if url.startswith("data:"):
+            return decode_data_uri(url, max_bytes)
+        return self.t.download(url, max_bytes=max_bytes, deadline=deadline, cancelled=cancelled)
+
+    # the loop ---------------------------------------------------------------------------
+    def run(self, endpoint: str, payload: dict | None, *, progress: Progress | None = None,
+            cancelled: Callable[[], bool] | None = None, deadline: Deadline | float | None = None,
+            on_submitted: Callable[[Any], None] | None = None, handle=None) -> tuple[Any, dict]:
+        """Submit `payload` (or resume `handle`), wait, return (handle, result JSON)."""
+        progress = progress or (lambda f, t: None)
+        cancelled = cancelled or (lambda: False)
+        if not isinstance(deadline, Deadline):
+            deadline = Deadline(deadline)
+        if handle is None:
+            progress(0.02, f"{self.provider}: submitting to {endpoint}")
+            handle = self.submit(endpoint, payload, deadline=deadline, cancelled=cancelled)
+            if on_submitted is not None:
+                on_submitted(handle)
+        else:
+            progress(0.02, f"{self.provider}: resuming request {handle.request_id}")
+        return handle, self.wait(handle, progress=progress, cancelled=cancelled, deadline=deadline)
+
+    def wait(self, handle, *, progress: Progress, cancelled, deadline: Deadline) -> dict:
+        rid = handle.request_id
+        n, last_state, seen_logs = 0, None, 0
+        try:
+            while True:
+                if cancelled():
+                    raise RemoteCancelled(f"{self.provider}: cancelled")
+                if deadline.expired():
+                    raise DeadlineExceeded("deadline passed")
+                p = self._poll(handle, deadline, cancelled)
+                if p.state != last_state:
+                    n, last_state = 0, p.state
+                for line in p.logs[seen_logs:]:
+                    log.debug("%s %s: %s", self.provider, rid, self.t.redact(line))
+                seen_logs = max(seen_logs, len(p.logs))
+                el = deadline.elapsed()
+                if p.state == "queued":
+                    pos = "" if p.position is None else f" (position {p.position})"
+                    progress(0.05, f"{self.provider}: in queue{pos} · {el:.1f}s")
+                elif p.state == "running":
+                    frac, text = 0.1, "running"
+                    if p.logs:
+                        text = p.logs[-1][:120]
+                        m = _STEP_RE.search(p.logs[-1])
+                        if m and int(m.group(2)) > 0:
+                            frac = 0.1 + 0.75 * min(1.0, int(m.group(1)) / int(m.group(2)))
+                    progress(frac, f"{self.provider}: {self.t.redact(text)} · {el:.1f}s")
+                elif p.state == "done":
+                    progress(0.87, f"{self.provider}: done after {el:.1f}s, fetching result")
+                    return self.result(handle, deadline=deadline, cancelled=cancelled)
+                elif p.state in ("failed", "cancelled"):
+                    from .errors import RemoteFailed
+                    raise RemoteFailed(self.t.redact(
+                        f"{self.provider} request {rid} {p.state}: {p.error or 'no reason given'} "
+                        f"(failed jobs are not billed)"), request_id=rid)
+                self.t.sleep(self.poll_schedule.interval(n), deadline, cancelled, "poll")
+                n += 1
+        except RemoteCancelled:
+            outcome = self._cancel_quietly(handle)
+            err = RemoteCancelled(f"{self.provider} request {rid} cancelled (remote: {outcome})",
+                                  request_id=rid)
+            err.remote = outcome
+            raise err from None
+        except DeadlineExceeded:
+            raise DeadlineExceeded(
+                f"{self.provider} request {rid} still running when the deadline "
+                f"({deadline.seconds:g}s) passed; it stays pending in the journal: run the same "
+                f"inputs again to resume it without paying twice", request_id=rid) from None
+        except HostedError as e:
+            if e.request_id is None:
+                e.request_id = rid
+            raise
+
+    def _cancel_quietly(self, handle) -> str:
+        try:
+            return self.cancel(handle)
+        except Exception as e:  # noqa: BLE001 - the user's cancel must still win
+            log.warning("%s: cancelling request %s failed: %s", self.provider, handle.request_id,
+                        self.t.redact(e))
+            return f"cancel failed: {type(e).__name__}"

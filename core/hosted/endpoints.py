@@ -1,0 +1,552 @@
+"""One table per hosted endpoint: every parameter it takes, with type, default and range.
+
+This is the single source of truth for validation (`validate`), payload building
+(`build_payload`), pricing (`Endpoint.price`), README tables (`markdown_table`) and, later,
+the web UI (`describe`). Field names are the providers' own API names; the short aliases
+`steps` (num_inference_steps) and `guidance` (guidance_scale) are accepted too.
+
+Where the provider publishes nothing, the table says so in `note` rather than inventing a
+tighter rule (e.g. fal's LoRA scale has no published range: only finiteness is checked).
+
+Image-valued sub-fields (fill_image.fill_image_url, controlnets[].control_image_url, …) take
+either a URL string (https/http/data:) or an image (torch tensor [H,W,C] / numpy / PIL); the
+provider encodes and uploads images (`map_images`) before `build_payload`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import HostedValidationError
+
+FAL_DATA_URI_LIMIT = 10 * 1024 * 1024   # fal accepts data URIs up to 10 MiB
+SEED_MAX = 2147483647
+IMAGE_SIZE_PRESETS = {
+    "square_hd": (1024, 1024), "square": (512, 512),
+    "portrait_4_3": (768, 1024), "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576),
+}
+CONTROL_MODES = ("canny", "tile", "depth", "blur", "pose", "gray", "low-quality")
+ALIASES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one endpoint takes one field."""
+    default: Any = None           # None: not sent unless given
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    max_items: int | None = None  # lists (loras, controlnets)
+    scale_min: float | None = None  # loras: scale range (None: only finite)
+    scale_max: float | None = None
+    per_layer: bool = False       # loras: scale may be {layer: scale}
+    required: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Field:
+    type: str   # str int float bool enum image_size size loras fill_image controlnets controlnet_unions
+    doc: str
+    alias: str | None = None
+
+
+FIELDS: dict[str, Field] = {
+    "prompt": Field("str", "What to paint into the masked area."),
+    "image_size": Field("image_size", "Output size: a preset (square_hd, square, portrait_4_3, portrait_16_9, "
+                        "landscape_4_3, landscape_16_9) or {width, height}. Unset: the input image's size."),
+    "size": Field("size", "Output size \"W*H\" (also (w, h) or {width, height}). Unset: the input image's size."),
+    "num_inference_steps": Field("int", "Denoising steps.", alias="steps"),
+    "seed": Field("int", "Seed; same seed + same inputs gives the same image."),
+    "guidance_scale": Field("float", "Prompt adherence (CFG / FLUX guidance).", alias="guidance"),
+    "strength": Field("float", "Inpainting strength: 1.0 remakes the masked area, ~0 keeps it."),
+    "num_images": Field("int", "Images per request."),
+    "loras": Field("loras", "LoRAs [{path, scale}] (from LoraStack's hosted paths)."),
+    "enable_safety_checker": Field("bool", "Run the provider's safety filter on outputs."),
+    "safety_tolerance": Field("enum", "Moderation level, \"1\" strictest .. \"6\" most permissive."),
+    "enhance_prompt": Field("bool", "Let the provider rewrite the prompt."),
+    "output_format": Field("enum", "Format of the generated files."),
+    "acceleration": Field("enum", "Speed preset of the backend."),
+    "paste_back": Field("bool", "Paste the original back outside the mask."),
+    "fill_image": Field("fill_image", "Image placed into the masked area: {fill_image_url, in_context_fill, use_prompt}."),
+    "resize_to_original": Field("bool", "Resize the output back to the input's size."),
+    "controlnets": Field("controlnets", "[{path, control_image_url, conditioning_scale, config_url, variant, "
+                         "mask_image_url, mask_threshold, start_percentage, end_percentage}]"),
+    "controlnet_unions": Field("controlnet_unions", "[{path, config_url, variant, controls: [{control_image_url, "
+                               "control_mode, conditioning_scale, mask_image_url, mask_threshold, "
+                               "start_percentage, end_percentage}]}]"),
+    "sync_mode": Field("bool", "Return outputs as data URIs (not kept in the request history)."),
+    "enable_base64_output": Field("bool", "Return outputs as base64 data URIs."),
+    "enable_sync_mode": Field("bool", "Answer the submit only when the outputs are ready."),
+}
+
+
+@dataclass(frozen=True)
+class Price:
+    kind: str | None      # "per_mp" | "per_mp_ceil" | "per_image" | None (unpublished)
+    usd: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    provider: str                 # "fal" | "wavespeed"
+    title: str
+    price: Price
+    rules: dict[str, Rule]
+    image_key: str = "image_url"
+    mask_key: str = "mask_url"
+    data_uri_limit: int = 0       # 0: always upload
+    note: str = ""
+
+    def takes(self, name: str) -> bool:
+        return name in self.rules
+
+
+_STEPS = Rule(28, 1, 50)
+_N = Rule(1, 1, 4)
+_FAL_SEED = Rule(None, 0, SEED_MAX)
+_FMT = ("jpeg", "png")
+_PROMPT_REQ = Rule(required=True)
+
+ENDPOINTS: dict[str, Endpoint] = {e.id: e for e in [
+    Endpoint("fal-ai/flux-lora-fill", "fal", "FLUX.1 [dev] Fill with LoRAs",
+             Price(None, None, "not published on the endpoint page"), {
+                 "prompt": Rule(note="optional (empty = plain fill)"),
+                 "image_size": Rule(), "num_inference_steps": _STEPS, "seed": _FAL_SEED,
+                 "loras": Rule([], note="scale: no published range"),
+                 "guidance_scale": Rule(30, 28, 35), "sync_mode": Rule(False), "num_images": _N,
+                 "enable_safety_checker": Rule(True), "output_format": Rule("jpeg", choices=_FMT),
+                 "acceleration": Rule("none", choices=("none", "regular")),
+                 "paste_back": Rule(True), "fill_image": Rule(), "resize_to_original": Rule(False),
+             }, data_uri_limit=FAL_DATA_URI_LIMIT),
+    Endpoint("fal-ai/flux-lora/inpainting", "fal", "FLUX.1 [dev] Inpainting with LoRAs",
+             Price("per_mp", 0.035, "$0.035 per megapixel"), {
+                 "prompt": _PROMPT_REQ, "image_size": Rule(), "num_inference_steps": _STEPS,
+                 "seed": _FAL_SEED, "loras": Rule([], note="scale: no published range"),
+                 "guidance_scale": Rule(3.5, 0, 35), "sync_mode": Rule(False), "num_images": _N,
+                 "enable_safety_checker": Rule(True), "output_format": Rule("jpeg", choices=_FMT),
+                 "acceleration": Rule("none", choices=("none", "regular")),
+                 "strength": Rule(0.85, 0.01, 1),
+             }, data_uri_limit=FAL_DATA_URI_LIMIT),
+    Endpoint("fal-ai/flux-pro/v1/fill", "fal", "FLUX.1 [pro] Fill",
+             Price("per_mp_ceil", 0.05, "$0.05 per megapixel, rounded up to whole megapixels"), {
+                 "prompt": _PROMPT_REQ, "seed": _FAL_SEED, "sync_mode": Rule(False), "num_images": _N,
+                 "output_format": Rule("jpeg", choices=_FMT),
+                 "safety_tolerance": Rule("2", choices=("1", "2", "3", "4", "5", "6")),
+                 "enhance_prompt": Rule(False),
+             }, data_uri_limit=FAL_DATA_URI_LIMIT,
+             note="image and mask must have the same size (always true here)"),
+    Endpoint("fal-ai/flux-general/inpainting", "fal", "FLUX.1 [dev] with ControlNets and LoRAs (inpainting)",
+             Price("per_mp", 0.075, "$0.075 per megapixel (flux-general)"), {
+                 "prompt": _PROMPT_REQ, "image_size": Rule(),
+                 "num_inference_steps": Rule(28, 1, 50, note="range not published; dev's 1-50 assumed"),
+                 "seed": _FAL_SEED,
+                 "loras": Rule([], per_layer=True, note="scale: float or {layer: scale}; no published range"),
+                 "controlnets": Rule([], max_items=1, note="only one supported by fal"),
+                 "controlnet_unions": Rule([], max_items=1, note="only one supported by fal"),
+                 "guidance_scale": Rule(3.5, 0, 35, note="range not published; dev's 0-35 assumed"),
+                 "sync_mode": Rule(False), "num_images": _N, "enable_safety_checker": Rule(True),
+                 "strength": Rule(0.85, 0.01, 1, note="range not published; dev's 0.01-1 assumed"),
+                 "output_format": Rule("png", choices=_FMT),
+             }, data_uri_limit=FAL_DATA_URI_LIMIT),
+    Endpoint("wavespeed-ai/flux-fill-dev", "wavespeed", "WaveSpeedAI FLUX.1 Fill [dev]",
+             Price("per_image", 0.035, "$0.035 per image"), {
+                 "prompt": _PROMPT_REQ, "size": Rule(None, 256, 1536),
+                 "num_inference_steps": _STEPS, "seed": Rule(None, -1, SEED_MAX),
+                 "guidance_scale": Rule(30, 28, 35), "num_images": _N,
+                 "loras": Rule([], max_items=3, scale_min=0, scale_max=4),
+                 "enable_safety_checker": Rule(True), "enable_base64_output": Rule(False),
+                 "enable_sync_mode": Rule(False),
+             }, image_key="image", mask_key="mask_image", data_uri_limit=0,
+             note="inputs are always uploaded (the page documents URLs only)"),
+]}
+
+
+def get(endpoint_id: str) -> Endpoint:
+    try:
+        return ENDPOINTS[endpoint_id]
+    except KeyError:
+        raise HostedValidationError(f"unknown endpoint {endpoint_id!r}; choose one of "
+                                    f"{', '.join(ENDPOINTS)}", field="endpoint") from None
+
+
+def endpoints_for(provider: str) -> list[str]:
+    return [k for k, e in ENDPOINTS.items() if e.provider == provider]
+
+
+# ---------------------------------------------------------------- value checks
+def _err(ep: Endpoint, name: str, msg: str):
+    return HostedValidationError(f"{ep.id}: {name} {msg}", field=name)
+
+
+def _fmt(x):
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
+def _range_text(rule: Rule) -> str:
+    return f"between {_fmt(rule.min)} and {_fmt(rule.max)}"
+
+
+def _int(ep, name, v, lo=None, hi=None):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise _err(ep, name, f"must be an integer, got {type(v).__name__}")
+    if not isinstance(v, numbers.Integral):
+        if not math.isfinite(v) or not float(v).is_integer():
+            raise _err(ep, name, f"must be a whole number, got {v}")
+    v = int(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise _err(ep, name, f"must be between {_fmt(lo)} and {_fmt(hi)}, got {v}")
+    return v
+
+
+def _float(ep, name, v, lo=None, hi=None):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise _err(ep, name, f"must be a number, got {type(v).__name__}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise _err(ep, name, f"must be a finite number, got {v}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise _err(ep, name, f"must be between {_fmt(lo)} and {_fmt(hi)}, got {_fmt(v)}")
+    return v
+
+
+def _bool(ep, name, v):
+    if isinstance(v, bool):
+        return v
+    if hasattr(v, "dtype") and str(getattr(v, "dtype", "")) == "bool":
+        return bool(v)
+    raise _err(ep, name, f"must be true or false, got {v!r}")
+
+
+def _str(ep, name, v):
+    if not isinstance(v, str):
+        raise _err(ep, name, f"must be a string, got {type(v).__name__}")
+    return v
+
+
+def is_image_value(v) -> bool:
+    """An in-memory image (tensor / ndarray / PIL) rather than a URL."""
+    return hasattr(v, "shape") or hasattr(v, "getbands")
+
+
+def _image_ref(ep, name, v):
+    if is_image_value(v):
+        return v
+    if isinstance(v, str) and v.split(":", 1)[0] in ("https", "http", "data", "sha256") and len(v) > 8:
+        return v
+    raise _err(ep, name, "must be an image or an https:// / data: URL")
+
+
+def _size_pair(ep, name, v, lo, hi):
+    if isinstance(v, str) and name == "size":
+        sep = "*" if "*" in v else ("x" if "x" in v.lower() else None)
+        parts = v.lower().split(sep) if sep else []
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise _err(ep, name, f"must look like \"1024*768\", got {v!r}")
+        w, h = (int(p) for p in parts)
+    elif isinstance(v, dict):
+        if set(v) - {"width", "height"} or len(v) != 2:
+            raise _err(ep, name, "must be {width, height}")
+        w, h = v["width"], v["height"]
+    elif isinstance(v, (tuple, list)) and len(v) == 2:
+        w, h = v
+    else:
+        raise _err(ep, name, f"must be {{width, height}} or (width, height), got {v!r}")
+    w = _int(ep, f"{name}.width", w, lo, hi)
+    h = _int(ep, f"{name}.height", h, lo, hi)
+    return w, h
+
+
+def _image_size(ep, name, v, rule):
+    if isinstance(v, str):
+        if v not in IMAGE_SIZE_PRESETS:
+            raise _err(ep, name, f"must be one of {', '.join(IMAGE_SIZE_PRESETS)} or {{width, height}}, got {v!r}")
+        return v
+    w, h = _size_pair(ep, name, v, 1, 14142)
+    return {"width": w, "height": h}
+
+
+def _loras(ep, name, v, rule):
+    if not isinstance(v, (list, tuple)):
+        raise _err(ep, name, "must be a list of {path, scale}")
+    if rule.max_items is not None and len(v) > rule.max_items:
+        raise _err(ep, name, f"takes at most {rule.max_items} LoRAs, got {len(v)}")
+    out = []
+    for i, item in enumerate(v):
+        where = f"{name}[{i}]"
+        if not isinstance(item, dict) or set(item) - {"path", "scale"} or "path" not in item:
+            raise _err(ep, where, "must be {path, scale}")
+        path = item["path"]
+        if not isinstance(path, str) or not path.strip():
+            raise _err(ep, f"{where}.path", "must be a non-empty URL or Hugging Face repo path")
+        scale = item.get("scale", 1.0)
+        if isinstance(scale, dict):
+            if not rule.per_layer:
+                raise _err(ep, f"{where}.scale", "must be a number here (per-layer scale dicts are "
+                           "only taken by fal-ai/flux-general/inpainting)")
+            if not scale:
+                raise _err(ep, f"{where}.scale", "per-layer dict is empty")
+            scale = {str(k): _float(ep, f"{where}.scale[{k}]", s, rule.scale_min, rule.scale_max)
+                     for k, s in scale.items()}
+        else:
+            scale = _float(ep, f"{where}.scale", scale, rule.scale_min, rule.scale_max)
+        out.append({"path": path.strip(), "scale": scale})
+    return out
+
+
+def _obj(ep, where, v, spec: dict[str, tuple]):
+    """Check a dict against spec {key: (checker, required)}; unknown keys are errors."""
+    if not isinstance(v, dict):
+        raise _err(ep, where, f"must be an object with keys {', '.join(spec)}")
+    unknown = set(v) - set(spec)
+    if unknown:
+        raise _err(ep, where, f"has unknown keys {sorted(unknown)}; it takes {', '.join(spec)}")
+    out = {}
+    for key, (check, required) in spec.items():
+        if v.get(key) is None:
+            if required:
+                raise _err(ep, f"{where}.{key}", "is required")
+            continue
+        out[key] = check(ep, f"{where}.{key}", v[key])
+    return out
+
+
+def _frac(lo, hi):
+    return lambda ep, n, v: _float(ep, n, v, lo, hi)
+
+
+_CN_COMMON = {
+    "control_image_url": (_image_ref, True),
+    "conditioning_scale": (_frac(None, None), False),
+    "mask_image_url": (_image_ref, False),
+    "mask_threshold": (_frac(0.01, 0.99), False),
+    "start_percentage": (_frac(0, 1), False),
+    "end_percentage": (_frac(0, 1), False),
+}
+_CONTROLNET = {"path": (_str, True), "config_url": (_str, False), "variant": (_str, False), **_CN_COMMON}
+_UNION_INPUT = {**_CN_COMMON, "control_mode": (
+    lambda ep, n, v: _choice(ep, n, v, CONTROL_MODES), True)}
+_FILL_IMAGE = {"fill_image_url": (_image_ref, True), "in_context_fill": (_bool, False),
+               "use_prompt": (_bool, False)}
+
+
+def _choice(ep, name, v, choices):
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool) and str(v) in choices:
+        v = str(v)   # safety_tolerance 2 -> "2"
+    if v not in choices:
+        raise _err(ep, name, f"must be one of {', '.join(map(str, choices))}, got {v!r}")
+    return v
+
+
+def _list_of(ep, name, v, rule, check):
+    if not isinstance(v, (list, tuple)):
+        raise _err(ep, name, "must be a list")
+    if rule.max_items is not None and len(v) > rule.max_items:
+        raise _err(ep, name, f"takes at most {rule.max_items} item(s), got {len(v)}")
+    return [check(f"{name}[{i}]", item) for i, item in enumerate(v)]
+
+
+def _union(ep, where, item):
+    out = _obj(ep, where, item, {"path": (_str, True), "config_url": (_str, False),
+                                  "variant": (_str, False), "controls": (lambda e, n, x: x, True)})
+    controls = out["controls"]
+    if not isinstance(controls, (list, tuple)) or not controls:
+        raise _err(ep, f"{where}.controls", "must be a non-empty list")
+    out["controls"] = [_obj(ep, f"{where}.controls[{i}]", c, _UNION_INPUT) for i, c in enumerate(controls)]
+    return out
+
+
+def _check(ep: Endpoint, name: str, v, rule: Rule):
+    t = FIELDS[name].type
+    if t == "int":
+        return _int(ep, name, v, rule.min, rule.max)
+    if t == "float":
+        return _float(ep, name, v, rule.min, rule.max)
+    if t == "bool":
+        return _bool(ep, name, v)
+    if t == "str":
+        return _str(ep, name, v)
+    if t == "enum":
+        return _choice(ep, name, v, rule.choices)
+    if t == "image_size":
+        return _image_size(ep, name, v, rule)
+    if t == "size":
+        w, h = _size_pair(ep, name, v, rule.min, rule.max)
+        return f"{w}*{h}"
+    if t == "loras":
+        return _loras(ep, name, v, rule)
+    if t == "fill_image":
+        return _obj(ep, name, v, _FILL_IMAGE)
+    if t == "controlnets":
+        return _list_of(ep, name, v, rule, lambda w, x: _obj(ep, w, x, _CONTROLNET))
+    if t == "controlnet_unions":
+        return _list_of(ep, name, v, rule, lambda w, x: _union(ep, w, x))
+    raise AssertionError(t)
+
+
+# ---------------------------------------------------------------- public API
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def split_params(endpoint_id: str, params: dict) -> tuple[dict, dict]:
+    """(taken, ignored): the params `endpoint_id` takes and those it does not (e.g. a node's
+    widgets for another endpoint). Aliases are resolved; None values count as unset."""
+    ep = get(endpoint_id)
+    taken, ignored = {}, {}
+    for k, v in params.items():
+        name = canonical_name(k)
+        (taken if ep.takes(name) else ignored)[name] = v
+    return taken, ignored
+
+
+def validate(endpoint_id: str, params: dict) -> dict:
+    """Check every field against `endpoint_id`'s table and fill in the endpoint's defaults.
+
+    Raises HostedValidationError naming the field and its range for bad values, unknown
+    fields, and fields the endpoint does not take. None means "unset". Returns a new dict
+    with canonical names (idempotent: validate(validate(p)) == validate(p))."""
+    ep = get(endpoint_id)
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        name = canonical_name(k)
+        if name not in FIELDS:
+            raise HostedValidationError(f"{ep.id}: unknown parameter {k!r}; it takes "
+                                        f"{', '.join(ep.rules)}", field=k)
+        if not ep.takes(name):
+            raise HostedValidationError(f"{ep.id}: does not take {name!r}; it takes "
+                                        f"{', '.join(ep.rules)}", field=name)
+        if name in out and v is not None:
+            raise HostedValidationError(f"{ep.id}: {name} given twice (as {k!r} and its alias)", field=name)
+        if v is None:
+            continue
+        out[name] = _check(ep, name, v, ep.rules[name])
+    for name, rule in ep.rules.items():
+        if name not in out:
+            if rule.required and name == "prompt":
+                raise HostedValidationError(
+                    f"{ep.id}: prompt is required (write what to paint; fal-ai/flux-lora-fill "
+                    f"accepts an empty prompt)", field="prompt")
+            if rule.required:
+                raise HostedValidationError(f"{ep.id}: {name} is required", field=name)
+            if rule.default is not None:
+                out[name] = list(rule.default) if isinstance(rule.default, list) else rule.default
+    if ep.rules.get("prompt", Rule()).required and not str(out.get("prompt", "")).strip():
+        raise HostedValidationError(f"{ep.id}: prompt must not be empty (write what to paint; "
+                                    f"fal-ai/flux-lora-fill accepts an empty prompt)", field="prompt")
+    return out
+
+
+def map_images(params: dict, fn: Callable[[Any], str]) -> dict:
+    """A copy of validated params with every in-memory image replaced by fn(image)."""
+    def conv(v):
+        return fn(v) if is_image_value(v) else v
+
+    out = dict(params)
+    if isinstance(out.get("fill_image"), dict):
+        fi = dict(out["fill_image"])
+        fi["fill_image_url"] = conv(fi["fill_image_url"])
+        out["fill_image"] = fi
+    for key in ("controlnets", "controlnet_unions"):
+        if isinstance(out.get(key), list):
+            items = []
+            for item in out[key]:
+                item = dict(item)
+                for k in ("control_image_url", "mask_image_url"):
+                    if k in item:
+                        item[k] = conv(item[k])
+                if "controls" in item:
+                    item["controls"] = [{k: conv(x) if k.endswith("_url") else x for k, x in c.items()}
+                                        for c in item["controls"]]
+                items.append(item)
+            out[key] = items
+    return out
+
+
+def build_payload(endpoint_id: str, validated: dict, image_url: str, mask_url: str) -> dict:
+    """The JSON body for the provider: image/mask under the endpoint's own key names, then
+    every validated field (only fields this endpoint takes; empty lists and an empty optional
+    prompt are omitted). No key is ever part of a payload."""
+    ep = get(endpoint_id)
+    body: dict[str, Any] = {ep.image_key: image_url, ep.mask_key: mask_url}
+    for name, v in validated.items():
+        if not ep.takes(name):
+            raise HostedValidationError(f"{ep.id}: does not take {name!r}", field=name)
+        if is_image_value(v) or any(is_image_value(x) for x in _leaves(v)):
+            raise HostedValidationError(f"{ep.id}: {name} still holds an image; upload it first "
+                                        f"(map_images)", field=name)
+        if v == [] or (name == "prompt" and v == "" and not ep.rules[name].required):
+            continue
+        body[name] = v
+    return body
+
+
+def _leaves(v):
+    if isinstance(v, dict):
+        for x in v.values():
+            yield from _leaves(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _leaves(x)
+    else:
+        yield v
+
+
+def output_size(endpoint_id: str, validated: dict, input_size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) the endpoint will produce: image_size / size when set, else the input's."""
+    v = validated.get("image_size") or validated.get("size")
+    if isinstance(v, str) and v in IMAGE_SIZE_PRESETS:
+        return IMAGE_SIZE_PRESETS[v]
+    if isinstance(v, dict):
+        return v["width"], v["height"]
+    if isinstance(v, str) and "*" in v:
+        w, h = v.split("*")
+        return int(w), int(h)
+    return input_size
+
+
+def describe(endpoint_id: str) -> list[dict]:
+    """Rows for README tables and the web UI: name, alias, type, default, range, doc, note."""
+    ep = get(endpoint_id)
+    rows = []
+    for name, rule in ep.rules.items():
+        f = FIELDS[name]
+        if rule.choices:
+            rng = " / ".join(rule.choices)
+        elif rule.min is not None or rule.max is not None:
+            rng = f"{_fmt(rule.min)} – {_fmt(rule.max)}" + (" per side" if f.type == "size" else "")
+        elif f.type == "loras":
+            rng = (f"max {rule.max_items}, " if rule.max_items else "") + (
+                f"scale {_fmt(rule.scale_min)} – {_fmt(rule.scale_max)}" if rule.scale_max is not None
+                else "scale: any finite" + (" or {layer: scale}" if rule.per_layer else ""))
+        elif rule.max_items:
+            rng = f"max {rule.max_items}"
+        elif f.type == "image_size":
+            rng = "preset or {width, height}"
+        else:
+            rng = ""
+        rows.append({"name": name, "alias": f.alias, "type": f.type,
+                     "default": rule.default, "range": rng, "required": rule.required,
+                     "doc": f.doc, "note": rule.note})
+    return rows
+
+
+def markdown_table(endpoint_id: str) -> str:
+    ep = get(endpoint_id)
+    from .pricing import price_text
+    lines = [f"### {ep.id} — {ep.title}", "", f"Price: {price_text(endpoint_id)}", "",
+             "| parameter | default | range / choices | notes |", "|---|---|---|---|"]
+    for r in describe(endpoint_id):
+        name = f"`{r['name']}`" + (f" (`{r['alias']}`)" if r["alias"] else "")
+        d = "required" if r["required"] else ("—" if r["default"] is None else json.dumps(r["default"]))
+        note = f" ({r['note']})" if r["note"] else ""
+        lines.append(f"| {name} | {d} | {r['range']} | {r['doc']}{note} |")
+    if ep.note:
+        lines += ["", ep.note]
+    return "\n".join(lines)

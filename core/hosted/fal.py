@@ -1,0 +1,184 @@
+"""FalClient: fal.ai's queue API and CDN upload, on `requests`.
+
+    client = FalClient.from_env(user_dir)             # FAL_KEY / keys.json, FAL_*_URL
+    url = client.upload(png_bytes, "image/png")       # fal CDN (token flow)
+    handle, result = client.run("fal-ai/flux-lora/inpainting", payload,
+                                progress=..., cancelled=..., deadline=600,
+                                on_submitted=journal_write)
+
+Submit is retried like fal's own client (408/409/429, ingress 502/503/504 without
+x-fal-request-id, transport errors; backoff with jitter, Retry-After honoured); polls,
+results and uploads too. The key goes only to the queue/rest origins, as `Key <key>`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from . import keys as K
+from .client import Poll, PollSchedule, QueueClient
+from .errors import ResultUnavailable, TransportError
+from .transport import (Deadline, Redactor, RetryPolicy, Transport, check_url, fal_submit, origin,
+                        polls)
+
+DEFAULT_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_REST_URL = "https://rest.fal.ai"
+
+
+@dataclass
+class FalHandle:
+    endpoint: str
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FalHandle":
+        return cls(**{k: d[k] for k in ("endpoint", "request_id", "status_url", "response_url",
+                                         "cancel_url")})
+
+
+class FalClient(QueueClient):
+    provider = "fal"
+
+    def __init__(self, key: K.Secret | str, *, queue_url: str = DEFAULT_QUEUE_URL,
+                 rest_url: str = DEFAULT_REST_URL, policy: RetryPolicy | None = None,
+                 poll: PollSchedule | None = None, session=None):
+        key = key if isinstance(key, K.Secret) else K.Secret(key)
+        self.queue_url = check_url(queue_url.rstrip("/"), "FAL_QUEUE_URL")
+        self.rest_url = check_url(rest_url.rstrip("/"), "FAL_REST_URL")
+        transport = Transport("fal", [self.queue_url, self.rest_url], f"Key {key.reveal()}",
+                              policy=policy, session=session, redactor=Redactor([key.reveal()]),
+                              key_hint=K.where("fal"))
+        super().__init__(transport, poll)
+        self._cdn: tuple[str, str, float] | None = None   # (base_url, auth header, expiry)
+
+    @classmethod
+    def from_env(cls, user_dir=None, env=None, **kw) -> "FalClient":
+        env = os.environ if env is None else env
+        kw.setdefault("queue_url", env.get("FAL_QUEUE_URL") or DEFAULT_QUEUE_URL)
+        kw.setdefault("rest_url", env.get("FAL_REST_URL") or DEFAULT_REST_URL)
+        return cls(K.load_key("fal", user_dir, env), **kw)
+
+    def __repr__(self):
+        return f"FalClient(queue_url={self.queue_url!r}, rest_url={self.rest_url!r})"
+
+    # ------------------------------------------------------------------ uploads
+    def _cdn_token(self, deadline, cancelled) -> tuple[str, str]:
+        if self._cdn and self._cdn[2] > time.time() + 60:
+            return self._cdn[0], self._cdn[1]
+        _, body = self.t.call("POST", f"{self.rest_url}/storage/auth/token?storage_type=fal-cdn-v3",
+                              what="upload token", json={}, retry=polls, deadline=deadline,
+                              cancelled=cancelled)
+        try:
+            base = check_url(str(body["base_url"]).rstrip("/"), "fal CDN base_url")
+            auth = f"{body.get('token_type') or 'Bearer'} {body['token']}"
+        except (KeyError, TypeError):
+            raise TransportError("fal upload token: unexpected answer (no token/base_url)") from None
+        self.t.redact.add(str(body["token"]))
+        expiry = time.time() + 600
+        try:
+            expiry = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00")).timestamp()
+        except (KeyError, ValueError):
+            pass
+        self._cdn = (base, auth, expiry)
+        return base, auth
+
+    def upload(self, data: bytes, content_type: str = "image/png", file_name: str = "image.png",
+               *, deadline=None, cancelled=None) -> str:
+        """Upload bytes to the fal CDN; returns the public access_url."""
+        base, auth = self._cdn_token(deadline, cancelled)
+        _, body = self.t.call("POST", f"{base}/files/upload", what="upload", data=data,
+                              headers={"Authorization": auth, "Content-Type": content_type,
+                                       "X-Fal-File-Name": file_name},
+                              retry=polls, deadline=deadline, cancelled=cancelled)
+        url = body.get("access_url") if isinstance(body, dict) else None
+        if not isinstance(url, str):
+            raise TransportError("fal upload: answer has no access_url")
+        return url
+
+    # ------------------------------------------------------------------ queue
+    def _app_base(self, endpoint: str, request_id: str) -> str:
+        app = "/".join(endpoint.strip("/").split("/")[:2])   # status drops the sub-path
+        return f"{self.queue_url}/{app}/requests/{request_id}"
+
+    def _trusted(self, url, fallback: str) -> str:
+        """Use the server's URL only if it is on the queue origin (the key goes there)."""
+        if isinstance(url, str) and origin(url) == origin(self.queue_url):
+            try:
+                return check_url(url, "fal queue URL")
+            except ValueError:
+                pass
+        return fallback
+
+    def submit(self, endpoint: str, payload: dict, *, deadline=None, cancelled=None) -> FalHandle:
+        _, body = self.t.call("POST", f"{self.queue_url}/{endpoint.strip('/')}", what="submit",
+                              json=payload, retry=fal_submit, deadline=deadline, cancelled=cancelled)
+        rid = body.get("request_id") if isinstance(body, dict) else None
+        if not isinstance(rid, str) or not rid:
+            raise TransportError("fal submit: answer has no request_id")
+        base = self._app_base(endpoint, rid)
+        return FalHandle(endpoint, rid, self._trusted(body.get("status_url"), base + "/status"),
+                         self._trusted(body.get("response_url"), base),
+                         self._trusted(body.get("cancel_url"), base + "/cancel"))
+
+    def status(self, handle: FalHandle, *, logs: bool = True, deadline=None, cancelled=None) -> dict:
+        sep = "&" if "?" in handle.status_url else "?"
+        _, body = self.t.call("GET", handle.status_url + (f"{sep}logs=1" if logs else ""),
+                              what="status", retry=polls, deadline=deadline, cancelled=cancelled)
+        if not isinstance(body, dict) or "status" not in body:
+            raise TransportError("fal status: answer has no status")
+        return body
+
+    def _poll(self, handle, deadline, cancelled) -> Poll:
+        body = self.status(handle, deadline=deadline, cancelled=cancelled)
+        st = body.get("status")
+        logs = [str(x.get("message", "")) for x in (body.get("logs") or []) if isinstance(x, dict)]
+        if st == "IN_QUEUE":
+            return Poll("queued", position=body.get("queue_position"), raw=body)
+        if st == "IN_PROGRESS":
+            return Poll("running", logs=logs, raw=body)
+        if st == "COMPLETED":
+            if body.get("error"):
+                kind = "cancelled" if body.get("error_type") == "request_cancelled" else "failed"
+                et = f" [{body['error_type']}]" if body.get("error_type") else ""
+                return Poll(kind, logs=logs, error=f"{body['error']}{et}", raw=body)
+            return Poll("done", logs=logs, raw=body)
+        return Poll("running", logs=logs, raw=body)   # unknown states: keep waiting
+
+    def result(self, handle: FalHandle, *, deadline=None, cancelled=None) -> dict:
+        _, body = self.t.call("GET", handle.response_url, what="result", retry=polls,
+                              deadline=deadline, cancelled=cancelled)
+        if not isinstance(body, dict) or not isinstance(body.get("images"), list):
+            raise TransportError(f"fal result of {handle.request_id}: answer has no images list")
+        return body
+
+    def cancel(self, handle: FalHandle) -> str:
+        """PUT cancel_url → CANCELLATION_REQUESTED | ALREADY_COMPLETED | NOT_FOUND."""
+        resp, body = self.t.call("PUT", handle.cancel_url, what="cancel", retry=polls,
+                                 deadline=Deadline(10), accept=(400, 404), want_json=False)
+        try:
+            st = resp.json().get("status")
+        except (ValueError, AttributeError):
+            st = None
+        if resp.status_code == 404:
+            return st or "NOT_FOUND"
+        return st or ("CANCELLATION_REQUESTED" if resp.status_code < 300 else f"HTTP {resp.status_code}")
+
+    @staticmethod
+    def outputs(result: dict) -> tuple[list[str], list[bool]]:
+        urls, flags = [], []
+        nsfw = result.get("has_nsfw_concepts") or []
+        for i, img in enumerate(result.get("images") or []):
+            url = img.get("url") if isinstance(img, dict) else None
+            if not isinstance(url, str):
+                raise ResultUnavailable("fal result: an image has no url")
+            urls.append(url)
+            flags.append(bool(nsfw[i]) if i < len(nsfw) else False)
+        return urls, flags

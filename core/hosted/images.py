@@ -1,0 +1,158 @@
+"""Images in and out of the hosted APIs.
+
+Out: images go as PNG (RGB), masks as single-channel "L" PNG of exactly the image's size;
+`data_uri` wraps bytes for endpoints that accept data URIs. In: `decode_image` opens a
+downloaded file safely — format allow-list, pixel cap checked from the header BEFORE
+decoding (decompression bombs), PIL's own bomb warning turned into an error — and returns
+float32 [H, W, 3] in 0..1.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import struct
+import warnings
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from .errors import HostedValidationError, TransportError
+
+MAX_OUTPUT_PIXELS = 64 * 1024 * 1024      # 8192×8192; well above any endpoint's output
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "getbands"):                      # PIL
+        return np.asarray(x)
+    if hasattr(x, "detach"):                        # torch
+        x = x.detach().to("cpu")
+        if str(x.dtype) not in ("torch.float32", "torch.uint8"):
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
+def to_uint8(x, what: str = "image") -> np.ndarray:
+    """[H,W], [H,W,C] or [1,H,W,C] float 0..1 (or uint8) → uint8 array, batch dim dropped."""
+    a = _to_numpy(x)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim not in (2, 3):
+        raise HostedValidationError(f"{what} must be [H, W] or [H, W, C], got shape {tuple(a.shape)}", field=what)
+    if a.dtype != np.uint8:
+        a = np.clip(a.astype(np.float32, copy=False), 0.0, 1.0)
+        a = (a * 255.0 + 0.5).astype(np.uint8)
+    return a
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def png_bytes(a: np.ndarray, mode: str, compress_level: int = 1) -> bytes:
+    """8-bit PNG ("L" from [H,W], "RGB" from [H,W,3]) with the Sub filter on every row and
+    RLE deflate: several times faster than PIL's adaptive filtering at a similar size for
+    photographs, and zlib releases the GIL (concurrent requests encode in parallel)."""
+    a = np.ascontiguousarray(a, dtype=np.uint8)
+    c = 1 if a.ndim == 2 else a.shape[2]
+    if (mode, c) not in (("L", 1), ("RGB", 3)):
+        raise ValueError(f"png_bytes: {mode} needs {'[H,W]' if mode == 'L' else '[H,W,3]'}, got {a.shape}")
+    h, w = a.shape[:2]
+    rows = a.reshape(h, w * c)
+    raw = np.empty((h, w * c + 1), np.uint8)
+    raw[:, 0] = 1                                   # filter type 1 (Sub): byte - byte to the left
+    raw[:, 1:c + 1] = rows[:, :c]
+    np.subtract(rows[:, c:], rows[:, :-c], out=raw[:, c + 1:])
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+            + _chunk(b"IDAT", _deflate(raw, compress_level)) + _chunk(b"IEND", b""))
+
+
+def _deflate(raw: np.ndarray, level: int) -> bytes:
+    # Z_RLE: run-length matches only. On Sub-filtered photographs it is ~2x faster than the
+    # default strategy at level 1 and smaller (the residuals are noise: long-distance
+    # matches buy nothing); flat areas and masks still collapse into runs.
+    co = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_RLE if level else zlib.Z_DEFAULT_STRATEGY)
+    return co.compress(raw.data) + co.flush()
+
+
+def encode_image(image, compress_level: int = 1) -> tuple[bytes, tuple[int, int]]:
+    """RGB PNG bytes and (width, height). Alpha is dropped, grey is expanded."""
+    a = to_uint8(image, "image")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] >= 4:
+        a = np.ascontiguousarray(a[:, :, :3])
+    elif a.shape[2] != 3:
+        raise HostedValidationError(f"image must have 1, 3 or 4 channels, got {a.shape[2]}", field="image")
+    return png_bytes(a, "RGB", compress_level), (a.shape[1], a.shape[0])
+
+
+def encode_mask(mask, size: tuple[int, int], compress_level: int = 1) -> bytes:
+    """Single-channel L PNG (255 = regenerate). `size` (w, h) must match the mask exactly."""
+    a = to_uint8(mask, "mask")
+    if a.ndim == 3:
+        a = a[:, :, 0]
+    if (a.shape[1], a.shape[0]) != tuple(size):
+        raise HostedValidationError(
+            f"mask is {a.shape[1]}x{a.shape[0]} but the image is {size[0]}x{size[1]}; give a mask "
+            f"of the image's size (MaskPrep resizes masks)", field="mask")
+    return png_bytes(np.ascontiguousarray(a), "L", compress_level)
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def decode_data_uri(uri: str, max_bytes: int) -> tuple[bytes, str]:
+    head, sep, payload = uri.partition(",")
+    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
+        raise TransportError("output data URI is not base64-encoded")
+    if len(payload) * 3 // 4 > max_bytes:
+        raise TransportError(f"output data URI exceeds the {max_bytes}-byte limit")
+    try:
+        return base64.b64decode(payload, validate=True), head[5:-7]
+    except (binascii.Error, ValueError):
+        raise TransportError("output data URI holds invalid base64") from None
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_OUTPUT_PIXELS) -> np.ndarray:
+    """Downloaded bytes → float32 [H, W, 3] in 0..1, refusing non-images and bombs."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise TransportError(f"output image is {w}x{h}, over the {max_pixels}-pixel limit")
+            img.load()
+            rgb = img.convert("RGB")
+    except TransportError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TransportError("output image refused: decompression bomb") from None
+    except Exception as e:  # noqa: BLE001 - PIL raises many types for bad data
+        raise TransportError(f"output is not a valid PNG/JPEG/WebP image ({type(e).__name__})") from None
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def image_format(data: bytes) -> str | None:
+    """'PNG' / 'JPEG' / 'WEBP' from the magic bytes, else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None

@@ -1,0 +1,173 @@
+"""Nothing lost, nothing paid twice: the request journal, the result cache and the ledger.
+
+All three live in one state directory (the node layer passes `<ComfyUI user dir>/fluxfill`).
+
+- `Journal` (`hosted_journal.jsonl`): one JSON line per state change of a remote request —
+  {ts, input_hash, provider, endpoint, request_id, status, urls, error}. `status` is
+  "pending" (written the moment the submit answer arrives, before polling), "completed",
+  "failed" or "cancelled". The latest line per input hash wins; `pending(hash)` finds a
+  request to resume after a crash or an expired deadline instead of paying again.
+- `ResultCache` (`cache/<hash>/`): the downloaded output bytes (`0.png`, `1.jpg`, …) and
+  `meta.json`, written atomically; a re-run after a restart costs nothing.
+- `Ledger` (`ledger.jsonl`): one line per paid result (request id, endpoint, cost).
+
+`input_hash` is sha256 of canonical JSON {provider, endpoint, params} where every image is
+replaced by "sha256:<hash of its PNG bytes>"; the seed is part of params; keys never are.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .images import image_format
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def input_hash(provider: str, endpoint: str, params: dict) -> str:
+    import hashlib
+    return hashlib.sha256(canonical_json({"provider": provider, "endpoint": endpoint,
+                                          "params": params}).encode()).hexdigest()
+
+
+def hash_lock(key: str) -> threading.Lock:
+    """One in-process lock per input hash: two identical requests in flight pay once."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _append_line(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (canonical_json(record) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line    # close a line torn by a crash, so this one stays readable
+        os.write(fd, line)          # one write of one line: O_APPEND keeps lines whole
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_lines(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue            # a torn last line after a crash is skipped
+    return out
+
+
+class Journal:
+    FILE = "hosted_journal.jsonl"
+
+    def __init__(self, state_dir: str | os.PathLike):
+        self.path = Path(state_dir) / self.FILE
+        self._lock = threading.Lock()
+
+    def record(self, input_hash: str, *, provider: str, endpoint: str, request_id: str,
+               status: str, urls: dict | None = None, error: str | None = None, **extra) -> dict:
+        rec = {"ts": time.time(), "input_hash": input_hash, "provider": provider,
+               "endpoint": endpoint, "request_id": request_id, "status": status,
+               "urls": urls or {}, **({"error": error} if error else {}), **extra}
+        with self._lock:
+            _append_line(self.path, rec)
+        return rec
+
+    def latest(self, input_hash: str) -> dict | None:
+        with self._lock:
+            found = None
+            for rec in _read_lines(self.path):
+                if rec.get("input_hash") == input_hash:
+                    found = rec
+            return found
+
+    def pending(self, input_hash: str) -> dict | None:
+        """The request to resume for these inputs, if its latest state is pending."""
+        rec = self.latest(input_hash)
+        return rec if rec and rec.get("status") == "pending" else None
+
+    def entries(self) -> list[dict]:
+        with self._lock:
+            return _read_lines(self.path)
+
+
+class ResultCache:
+    DIR = "cache"
+    EXT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+    def __init__(self, state_dir: str | os.PathLike):
+        self.root = Path(state_dir) / self.DIR
+
+    def _dir(self, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError("cache key must be a hex digest")
+        return self.root / key
+
+    def put(self, key: str, files: list[bytes], meta: dict) -> Path:
+        final = self._dir(key)
+        tmp = self.root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        names = []
+        for i, data in enumerate(files):
+            name = f"{i}.{self.EXT.get(image_format(data) or '', 'bin')}"
+            (tmp / name).write_bytes(data)
+            names.append(name)
+        (tmp / "meta.json").write_text(canonical_json({**meta, "files": names}), encoding="utf-8")
+        if final.exists():
+            old = self.root / f".old-{key}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+        return final
+
+    def get(self, key: str) -> tuple[list[bytes], dict] | None:
+        d = self._dir(key)
+        try:
+            meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+            return [(d / n).read_bytes() for n in meta["files"]], meta
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+class Ledger:
+    FILE = "ledger.jsonl"
+
+    def __init__(self, state_dir: str | os.PathLike):
+        self.path = Path(state_dir) / self.FILE
+        self._lock = threading.Lock()
+
+    def append(self, *, provider: str, endpoint: str, request_id: str, cost_usd: float | None,
+               images: int, input_hash: str, **extra) -> bool:
+        """Record one paid result; a request id already in the ledger is not added twice."""
+        with self._lock:
+            if any(r.get("request_id") == request_id and r.get("provider") == provider
+                   for r in _read_lines(self.path)):
+                return False
+            _append_line(self.path, {"ts": time.time(), "provider": provider, "endpoint": endpoint,
+                                     "request_id": request_id, "cost_usd": cost_usd,
+                                     "images": images, "input_hash": input_hash, **extra})
+            return True
+
+    def entries(self) -> list[dict]:
+        with self._lock:
+            return _read_lines(self.path)
+
+    def total(self) -> float:
+        return round(sum(r.get("cost_usd") or 0.0 for r in self.entries()), 6)

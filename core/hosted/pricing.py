@@ -1,0 +1,71 @@
+"""Price estimates from the endpoint table (endpoints.ENDPOINTS[...].price).
+
+Rules (from the providers' endpoint pages):
+- fal-ai/flux-lora/inpainting   $0.035 per megapixel of output, per image (no rounding stated)
+- fal-ai/flux-pro/v1/fill       $0.05 per megapixel, rounded UP to whole megapixels, per image
+- fal-ai/flux-general/inpainting $0.075 per megapixel, per image (no rounding stated)
+- fal-ai/flux-lora-fill         not published: estimate is None ("unknown")
+- wavespeed-ai/flux-fill-dev    $0.035 per image
+A megapixel is 1024×1024 pixels (fal quotes its per-MP prices "at 1024×1024"); this is an
+estimate, the provider's invoice is authoritative. fal bills successful outputs only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import endpoints as E
+
+MEGAPIXEL = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PriceEstimate:
+    usd: float | None       # None: the provider publishes no price for this endpoint
+    basis: str              # human text: "0.035 $/MP × 1.00 MP × 2 images"
+    megapixels: float | None = None
+
+    def text(self) -> str:
+        return "price unknown (not published)" if self.usd is None else f"${self.usd:.4f} ({self.basis})"
+
+
+def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> PriceEstimate:
+    """Price of `num_images` outputs of width×height on `endpoint_id`."""
+    ep = E.get(endpoint_id)
+    p = ep.price
+    mp = width * height / MEGAPIXEL
+    n = int(num_images)
+    if p.kind is None:
+        return PriceEstimate(None, p.source, mp)
+    if p.kind == "per_image":
+        return PriceEstimate(round(p.usd * n, 6), f"{p.usd} $/image × {n}", None)
+    billed = math.ceil(mp - 1e-9) if p.kind == "per_mp_ceil" else mp
+    basis = f"{p.usd} $/MP × {billed:.2f} MP" + (" (rounded up)" if p.kind == "per_mp_ceil" else "") + f" × {n}"
+    return PriceEstimate(round(p.usd * billed * n, 6), basis, mp)
+
+
+def estimate_for(endpoint_id: str, validated: dict, input_size: tuple[int, int]) -> PriceEstimate:
+    """Estimate for validated params (output size from image_size/size, else the input's)."""
+    w, h = E.output_size(endpoint_id, validated, input_size)
+    return estimate(endpoint_id, w, h, validated.get("num_images", 1))
+
+
+def actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
+    """Cost of the outputs actually returned (list of (w, h)), summed per image."""
+    ep = E.get(endpoint_id)
+    if ep.price.kind is None:
+        return PriceEstimate(None, ep.price.source)
+    if not sizes:
+        return PriceEstimate(0.0, "no outputs")
+    total = 0.0
+    for w, h in sizes:
+        mp = w * h / MEGAPIXEL
+        units = 1 if ep.price.kind == "per_image" else (
+            math.ceil(mp - 1e-9) if ep.price.kind == "per_mp_ceil" else mp)
+        total += ep.price.usd * units
+    return PriceEstimate(round(total, 6),
+                         f"{len(sizes)} output(s): " + ", ".join(f"{w}x{h}" for w, h in sizes))
+
+
+def price_text(endpoint_id: str) -> str:
+    return E.get(endpoint_id).price.source

@@ -1,0 +1,226 @@
+"""Pure parts of the hosted core: URL rule, redaction, keys, journal / cache / ledger, image
+encoding and safe decoding."""
+import io
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fluxfill.core.hosted import images as I
+from fluxfill.core.hosted import keys as K
+from fluxfill.core.hosted import transport as T
+from fluxfill.core.hosted.errors import (HostedValidationError, InsecureURL, MissingKey,
+                                         TransportError)
+from fluxfill.core.hosted.fal import FalClient
+from fluxfill.core.hosted.journal import Journal, Ledger, ResultCache, input_hash
+from fluxfill.core.hosted.wavespeed import WaveSpeedClient
+
+SECRET = "fal-id-123456:sk-SECRET-abcdef987654"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/x", "http://127.5.6.7/x", "http://localhost:1/x",
+                                 "http://[::1]:9/x", "https://queue.fal.run", "https://1.2.3.4/x"])
+def test_allowed_urls(url):
+    assert T.check_url(url, "t") == url
+
+
+@pytest.mark.parametrize("url,text", [("http://queue.fal.run/x", "only allowed to loopback"),
+                                      ("http://10.0.0.1/x", "only allowed to loopback"),
+                                      ("http://localhost.evil.com/x", "only allowed to loopback"),
+                                      ("ftp://127.0.0.1/x", "expected an https:// URL"),
+                                      ("file:///etc/passwd", "expected an https:// URL")])
+def test_refused_urls(url, text):
+    with pytest.raises(InsecureURL, match=text):
+        T.check_url(url, "FAL_QUEUE_URL")
+    with pytest.raises(ValueError):
+        T.check_url(url, "x")
+
+
+def test_clients_refuse_plain_http_base_urls():
+    with pytest.raises(InsecureURL, match="FAL_QUEUE_URL"):
+        FalClient("k", queue_url="http://queue.fal.run")
+    with pytest.raises(InsecureURL, match="FAL_REST_URL"):
+        FalClient("k", rest_url="http://example.com")
+    with pytest.raises(InsecureURL, match="WAVESPEED_API_URL"):
+        WaveSpeedClient.from_env(env={"WAVESPEED_API_KEY": "k", "WAVESPEED_API_URL": "http://api.x.ai"})
+    c = FalClient.from_env(env={"FAL_KEY": "k", "FAL_QUEUE_URL": "http://127.0.0.1:9/q"})
+    assert c.queue_url == "http://127.0.0.1:9/q" and c.rest_url == "https://rest.fal.ai"
+
+
+def test_redactor():
+    r = T.Redactor([SECRET])
+    text = f"bad key {SECRET}; id fal-id-123456; secret sk-SECRET-abcdef987654; Authorization: Key abcdefgh123"
+    out = r(text)
+    assert "SECRET" not in out and "fal-id-123456" not in out and "abcdefgh123" not in out
+    assert out.count("***") >= 3
+    assert r("Bearer zzzzzzzzzz") == "Bearer ***"
+
+
+def test_secret_and_clients_hide_the_key():
+    s = K.Secret(SECRET)
+    assert SECRET not in repr(s) + str(s) + f"{s}" + repr([s])
+    assert s.reveal() == SECRET
+    with pytest.raises(TypeError):
+        import pickle
+        pickle.dumps(s)
+    c = FalClient(SECRET, queue_url="http://127.0.0.1:1/q", rest_url="http://127.0.0.1:1/r")
+    w = WaveSpeedClient(SECRET, api_url="http://127.0.0.1:1")
+    for obj in (c, w, c.t, w.t, c.t.redact):
+        assert "SECRET" not in repr(obj)
+
+
+def test_keys_env_wins_over_file(tmp_path):
+    K.save_key("fal", "file-fal-key", tmp_path)
+    K.save_key("wavespeed", "file-ws-key", tmp_path)
+    f = tmp_path / "fluxfill" / "keys.json"
+    assert json.loads(f.read_text()) == {"fal": "file-fal-key", "wavespeed": "file-ws-key"}
+    assert (f.stat().st_mode & 0o777) == 0o600
+    assert K.load_key("fal", tmp_path, env={}).reveal() == "file-fal-key"
+    assert K.load_key("fal", tmp_path, env={"FAL_KEY": " env-key "}).reveal() == "env-key"
+    assert K.load_key("wavespeed", tmp_path, env={"FAL_KEY": "x"}).reveal() == "file-ws-key"
+
+
+def test_missing_and_broken_key_files(tmp_path):
+    with pytest.raises(MissingKey) as ei:
+        K.load_key("wavespeed", tmp_path, env={})
+    assert "WAVESPEED_API_KEY" in str(ei.value) and "keys.json" in str(ei.value)
+    (tmp_path / "fluxfill").mkdir()
+    (tmp_path / "fluxfill" / "keys.json").write_text("{not json " + SECRET)
+    with pytest.raises(MissingKey) as ei:
+        K.load_key("fal", tmp_path, env={})
+    assert "not valid JSON" in str(ei.value) and SECRET not in str(ei.value)
+    with pytest.raises(ValueError, match="unknown provider"):
+        K.load_key("replicate", tmp_path, env={})
+
+
+# ------------------------------------------------------------------ journal / cache / ledger
+def test_journal_latest_state_wins_and_torn_lines_are_skipped(tmp_path):
+    j = Journal(tmp_path)
+    h = input_hash("fal", "fal-ai/flux-lora-fill", {"seed": 1})
+    assert j.pending(h) is None
+    j.record(h, provider="fal", endpoint="e", request_id="r1", status="pending", urls={"a": 1})
+    assert j.pending(h)["request_id"] == "r1"
+    with open(j.path, "a") as fh:
+        fh.write('{"input_hash": "torn')          # a crash mid-write
+    j2 = Journal(tmp_path)                        # a new process
+    assert j2.pending(h)["urls"] == {"a": 1}
+    j2.record(h, provider="fal", endpoint="e", request_id="r1", status="completed")
+    assert j2.pending(h) is None and j2.latest(h)["status"] == "completed"
+
+
+def test_input_hash_is_canonical_and_seed_sensitive():
+    a = input_hash("fal", "e", {"x": 1, "seed": 2, "l": [{"p": 1, "s": 2}]})
+    assert a == input_hash("fal", "e", {"seed": 2, "l": [{"s": 2, "p": 1}], "x": 1})
+    assert a != input_hash("fal", "e", {"x": 1, "seed": 3, "l": [{"p": 1, "s": 2}]})
+    assert a != input_hash("wavespeed", "e", {"x": 1, "seed": 2, "l": [{"p": 1, "s": 2}]})
+
+
+def test_result_cache_roundtrip_and_overwrite(tmp_path):
+    c = ResultCache(tmp_path)
+    png = I.png_bytes(np.zeros((4, 4, 3), np.uint8), "RGB")
+    key = "ab" * 32
+    assert c.get(key) is None
+    c.put(key, [png, png], {"request_id": "r"})
+    files, meta = c.get(key)
+    assert files == [png, png] and meta["request_id"] == "r" and meta["files"] == ["0.png", "1.png"]
+    c.put(key, [png], {"request_id": "r2"})
+    assert c.get(key)[1]["request_id"] == "r2" and len(c.get(key)[0]) == 1
+    assert not [p for p in c.root.iterdir() if p.name.startswith(".")]
+    with pytest.raises(ValueError):
+        c.get("../../etc")
+
+
+def test_ledger_appends_once_per_request_across_threads(tmp_path):
+    led = Ledger(tmp_path)
+    threads = [threading.Thread(target=led.append, kwargs=dict(
+        provider="fal", endpoint="e", request_id="r1", cost_usd=0.05, images=1, input_hash="h"))
+        for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    led.append(provider="fal", endpoint="e", request_id="r2", cost_usd=0.1, images=2, input_hash="h")
+    assert [e["request_id"] for e in Ledger(tmp_path).entries()] == ["r1", "r2"]
+    assert led.total() == pytest.approx(0.15)
+
+
+# ------------------------------------------------------------------ images
+def test_encode_image_and_mask():
+    img = torch.rand(1, 20, 30, 4)
+    data, size = I.encode_image(img)
+    assert size == (30, 20)
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "PNG" and im.mode == "RGB" and im.size == (30, 20)
+    expect = (np.clip(img[0, :, :, :3].numpy(), 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(np.asarray(im), expect)
+    m = torch.zeros(20, 30)
+    m[5:10, 5:10] = 1.0
+    m[0, 0] = 0.5
+    mk = Image.open(io.BytesIO(I.encode_mask(m, size)))
+    assert mk.format == "PNG" and mk.mode == "L" and mk.size == (30, 20)
+    a = np.asarray(mk)
+    assert a[6, 6] == 255 and a[15, 15] == 0 and a[0, 0] == 128
+    with pytest.raises(HostedValidationError, match="mask is 30x19 but the image is 30x20"):
+        I.encode_mask(torch.zeros(19, 30), size)
+    grey, _ = I.encode_image(np.full((3, 3), 0.5, np.float32))
+    assert Image.open(io.BytesIO(grey)).mode == "RGB"
+
+
+def test_decode_image_is_safe():
+    ok = I.png_bytes(np.full((6, 5, 3), 255, np.uint8), "RGB")
+    a = I.decode_image(ok)
+    assert a.shape == (6, 5, 3) and a.dtype == np.float32 and a.max() == 1.0
+    with pytest.raises(TransportError, match="not a valid PNG/JPEG/WebP"):
+        I.decode_image(b"<html>404</html>")
+    gif = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(gif, format="GIF")
+    with pytest.raises(TransportError, match="not a valid"):
+        I.decode_image(gif.getvalue())
+    big = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(big, format="PNG")      # small file, many pixels
+    with pytest.raises(TransportError, match="pixel limit"):
+        I.decode_image(big.getvalue(), max_pixels=1_000_000)
+    with pytest.raises(TransportError, match="not a valid"):
+        I.decode_image(ok[:40])                                   # truncated
+
+
+def test_data_uris():
+    uri = I.data_uri(b"\x89PNGxyz")
+    assert uri.startswith("data:image/png;base64,")
+    assert I.decode_data_uri(uri, 100) == (b"\x89PNGxyz", "image/png")
+    with pytest.raises(TransportError, match="limit"):
+        I.decode_data_uri(uri, 2)
+    with pytest.raises(TransportError):
+        I.decode_data_uri("data:image/png;base64,@@@", 100)
+
+
+def test_retry_policy_honours_retry_after():
+    class R:
+        headers = {"Retry-After": "3"}
+    p = T.RetryPolicy(backoff=0.01, backoff_cap=0.02, retry_after_cap=10)
+    assert p.delay(1, R()) == 3.0
+    p.retry_after_cap = 0.5
+    assert p.delay(1, R()) == 0.5
+    assert 0.005 <= p.delay(1, None) <= 0.015
+    assert p.delay(20, None) <= 0.03
+
+
+def test_retry_predicates():
+    import requests
+
+    class Resp:
+        def __init__(self, code, headers=None):
+            self.status_code, self.headers = code, headers or {}
+    assert T.fal_submit(Resp(429), None) and T.fal_submit(Resp(408), None)
+    assert T.fal_submit(Resp(503), None)                                  # ingress
+    assert not T.fal_submit(Resp(503, {"x-fal-request-id": "r"}), None)   # the app answered
+    assert not T.fal_submit(Resp(500, {"x-fal-request-id": "r"}), None)
+    assert not T.fal_submit(Resp(422), None)
+    assert T.fal_submit(None, requests.ReadTimeout())
+    assert T.positively_refused(Resp(429), None)
+    assert not T.positively_refused(Resp(503), None)
+    assert not T.positively_refused(None, requests.ReadTimeout())
+    assert T.positively_refused(None, requests.ConnectTimeout())
+    assert T.polls(Resp(502), None) and T.polls(Resp(429), None) and not T.polls(Resp(404), None)

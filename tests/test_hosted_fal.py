@@ -1,0 +1,402 @@
+"""FalClient / FalProvider against the loopback fal emulator (real HTTP on 127.0.0.1)."""
+import logging
+import threading
+
+import numpy as np
+import pytest
+import requests
+import torch
+
+from emulators import FalEmulator, fill_colour
+from fluxfill.core import fill_protocol as FP
+from fluxfill.core.hosted import errors as X
+from fluxfill.core.hosted.client import PollSchedule
+from fluxfill.core.hosted.fal import FalClient
+from fluxfill.core.hosted.journal import Journal, Ledger
+from fluxfill.core.hosted.provider import FalProvider
+from fluxfill.core.hosted.transport import RetryPolicy, make_session
+
+KEY = "fal-key-id-77:sk-VERY-SECRET-fal-0123456789"
+FAST = RetryPolicy(tries=5, backoff=0.01, backoff_cap=0.05, retry_after_cap=0.05,
+                   connect_timeout=1.0, read_timeout=0.5)
+POLL = PollSchedule(first=0.02, factor=1.2, max=0.1, flat=5)
+H, W = 64, 96
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def emu():
+    e = FalEmulator(KEY, run_seconds=0.1, hang_seconds=2.0, retry_after="0.01").start()
+    yield e
+    e.stop()
+
+
+class Recorder:
+    """Every HTTP request the client sends: (method, url, Authorization header)."""
+
+    def __init__(self):
+        self.session = make_session()
+        self.sent = []
+        self.session.hooks["response"].append(self._hook)
+
+    def _hook(self, resp, *a, **k):
+        self.sent.append((resp.request.method, resp.request.url, resp.request.headers.get("Authorization")))
+
+
+def client(emu, key=KEY, rec=None, **kw):
+    return FalClient(key, queue_url=emu.queue_url, rest_url=emu.rest_url, policy=kw.pop("policy", FAST),
+                     poll=POLL, session=rec.session if rec else None, **kw)
+
+
+def provider(emu, tmp_path, endpoint="fal-ai/flux-lora/inpainting", rec=None, key=KEY, **kw):
+    return FalProvider(client(emu, key, rec), endpoint, tmp_path / "state", **kw)
+
+
+def request(prompt="a red door", seed=5, n=1, params=None, loras=None, index=0):
+    y, x = torch.meshgrid(torch.linspace(0, 1, H), torch.linspace(0, 1, W), indexing="ij")
+    img = torch.stack([y, x, torch.full_like(x, (seed % 7) / 7)], dim=-1)   # smooth: JPEG-safe
+    mask = torch.zeros(H, W)
+    mask[16:48, 24:72] = 1.0
+    return FP.FillRequest(img, mask, prompt, seed, n, loras=loras or [], params=params or {}, index=index)
+
+
+def assert_filled(res, req, fmt="png"):
+    """Inside the mask: the emulator's colour for (prompt, seed, i); outside: the source."""
+    tol = 0.02 if fmt == "png" else 0.06
+    for i in range(res.images.shape[0]):
+        out = res.images[i].numpy()
+        colour = np.array(fill_colour(req.prompt, req.seed, i)) / 255.0
+        assert np.abs(out[30, 40] - colour).max() < tol
+        assert np.abs(out[2, 2] - req.image[2, 2].numpy()).max() < tol + 0.01
+
+
+FULL = {
+    "fal-ai/flux-lora-fill": {"image_size": {"width": W, "height": H}, "steps": 12, "guidance": 31.5,
+                              "enable_safety_checker": False, "output_format": "png",
+                              "acceleration": "regular", "paste_back": True, "resize_to_original": True,
+                              "fill_image": {"fill_image_url": "https://example.com/f.png",
+                                             "in_context_fill": True, "use_prompt": True},
+                              "loras": [{"path": "https://example.com/l.safetensors", "scale": 0.6}]},
+    "fal-ai/flux-lora/inpainting": {"num_inference_steps": 20, "guidance_scale": 4.5, "strength": 0.7,
+                                    "output_format": "png", "acceleration": "regular",
+                                    "enable_safety_checker": True},
+    "fal-ai/flux-pro/v1/fill": {"safety_tolerance": 5, "enhance_prompt": True, "output_format": "png"},
+    "fal-ai/flux-general/inpainting": {"steps": 10, "guidance": 3.0, "strength": 0.9,
+                                       "loras": [{"path": "owner/repo", "scale": {"layer.0": 0.5}}],
+                                       "controlnets": [{"path": "XLabs/canny", "control_image_url":
+                                                        torch.rand(H, W, 3), "conditioning_scale": 0.7}],
+                                       "controlnet_unions": [{"path": "InstantX/union", "controls": [
+                                           {"control_image_url": "https://example.com/d.png",
+                                            "control_mode": "depth"}]}]},
+}
+
+
+@pytest.mark.parametrize("endpoint", list(FULL))
+def test_each_endpoint_with_its_params(emu, tmp_path, endpoint):
+    stack = [("https://example.com/stack.safetensors", 0.8, 1.0)] if endpoint != "fal-ai/flux-pro/v1/fill" else []
+    req = request(n=2, params=FULL[endpoint], loras=stack)
+    prov = provider(emu, tmp_path, endpoint)
+    est = prov.estimate(req)
+    res = prov.fill(req, FP.FillHooks())
+    assert res.images.shape == (2, H, W, 3) and res.images.dtype == torch.float32
+    assert_filled(res, req)
+    sent = emu.requests[-1]
+    assert sent["status"] == 200 and sent["unknown_fields"] == []
+    p = sent["payload"]
+    assert p["prompt"] == "a red door" and p["seed"] == 5 and p["num_images"] == 2
+    assert p["image_url"].startswith("data:image/png;base64,")
+    assert sent["image_format"] == "PNG" and sent["mask_format"] == "PNG"
+    assert sent["image_size"] == sent["mask_size"] == (W, H)
+    if endpoint == "fal-ai/flux-lora-fill":
+        assert p["guidance_scale"] == 31.5 and p["num_inference_steps"] == 12 and p["paste_back"] is True
+        assert p["fill_image"]["in_context_fill"] is True and p["acceleration"] == "regular"
+        assert p["loras"] == [{"path": "https://example.com/stack.safetensors", "scale": 0.8},
+                              {"path": "https://example.com/l.safetensors", "scale": 0.6}]
+        assert est.usd is None and res.meta["cost_usd"] is None
+    if endpoint == "fal-ai/flux-lora/inpainting":
+        assert p["strength"] == 0.7 and p["guidance_scale"] == 4.5 and p["image_size"] == {"width": W, "height": H}
+    if endpoint == "fal-ai/flux-pro/v1/fill":
+        assert p["safety_tolerance"] == "5" and p["enhance_prompt"] is True
+        assert not {"loras", "guidance_scale", "num_inference_steps", "image_size", "strength",
+                    "enable_safety_checker"} & set(p)
+    if endpoint == "fal-ai/flux-general/inpainting":
+        assert p["loras"][1] == {"path": "owner/repo", "scale": {"layer.0": 0.5}}
+        assert p["controlnets"][0]["control_image_url"].startswith("data:image/png;base64,")
+        assert p["controlnet_unions"][0]["controls"][0]["control_mode"] == "depth"
+    billed = emu.billed
+    assert len(billed) == 1 and billed[0]["request_id"] == res.meta["request_id"]
+    assert res.meta["cost_usd"] == (billed[0]["usd"] if billed[0]["usd"] is None else pytest.approx(billed[0]["usd"]))
+    assert est.usd == res.meta["estimate_usd"]
+    assert res.meta["seed"] == 5 and res.meta["nsfw"] == [False, False] and res.meta["cached"] is False
+    ledger = Ledger(tmp_path / "state").entries()
+    assert [e["request_id"] for e in ledger] == [res.meta["request_id"]]
+
+
+def test_uploads_use_the_cdn_token_and_key_goes_only_to_the_api(emu, tmp_path):
+    rec = Recorder()
+    prov = provider(emu, tmp_path, rec=rec, data_uri_limit=0)
+    req = request()
+    res = prov.fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert [u["via"] for u in emu.uploads] == ["cdn", "cdn"]
+    p = emu.requests[-1]["payload"]
+    assert p["image_url"].startswith(emu.cdn_url) and p["mask_url"].startswith(emu.cdn_url)
+    assert emu.count("token") == 1                     # the token is reused for the mask
+    for method, url, auth in rec.sent:
+        if "/cdn/files/upload" in url:
+            assert auth.startswith("Bearer ") and KEY not in auth
+        elif "/cdn/" in url:
+            assert auth is None, url                   # downloads carry no credential
+        else:
+            assert auth == f"Key {KEY}"
+    assert any("/cdn/files/" in u and m == "GET" for m, u, _ in rec.sent)
+
+
+def test_progress_reports_queue_logs_and_elapsed(emu, tmp_path):
+    emu.next_job(queue_seconds=0.15, run_seconds=0.25)
+    seen = []
+    provider(emu, tmp_path).fill(request(), FP.FillHooks(progress=lambda f, t: seen.append((f, t))))
+    texts = " | ".join(t for _, t in seen)
+    assert "in queue (position 0)" in texts and "step " in texts and "s" in texts
+    fracs = [f for f, _ in seen]
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0
+
+
+@pytest.mark.parametrize("route,kind,count", [
+    ("submit", "429", 3), ("submit", "502-ingress", 1), ("submit", "503-ingress", 1),
+    ("submit", "504-ingress", 1), ("submit", "reset", 2), ("submit", "hang", 1),
+    ("status", "429", 2), ("status", "500", 2), ("status", "503", 1), ("status", "reset", 2),
+    ("status", "malformed", 2), ("status", "hang", 1), ("result", "502-ingress", 1),
+    ("result", "reset", 1), ("result", "malformed", 1), ("file", "503", 2), ("file", "reset", 1),
+    ("token", "429", 1), ("upload", "500", 1),
+])
+def test_transient_faults_are_retried(emu, tmp_path, route, kind, count):
+    emu.inject(route, kind, count)
+    prov = provider(emu, tmp_path, data_uri_limit=0 if route in ("token", "upload") else None)
+    req = request()
+    res = prov.fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert len(emu.billed) == 1
+    assert emu.count(route) > count
+
+
+def test_app_5xx_on_submit_is_not_retried(emu, tmp_path):
+    emu.inject("submit", "500", 1)           # carries x-fal-request-id: the app answered
+    with pytest.raises(X.TransportError, match="HTTP 500") as ei:
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert ei.value.status == 500 and emu.count("submit") == 1
+    assert Journal(tmp_path / "state").entries() == []
+
+
+def test_429_storm_exhausts_retries(emu, tmp_path):
+    emu.inject("submit", "429", 50)
+    with pytest.raises(X.TransportError, match="HTTP 429 after 5 tries"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert emu.count("submit") == 5 and emu.billed == []
+
+
+def test_401_names_the_key_source_and_hides_the_key(emu, tmp_path):
+    bad = "sk-WRONG-key-abcdef123456"
+    with pytest.raises(X.AuthError) as ei:
+        provider(emu, tmp_path, key=bad).fill(request(), FP.FillHooks())
+    msg = str(ei.value)
+    assert "HTTP 401" in msg and "FAL_KEY" in msg and bad not in msg and emu.count("submit") == 1
+
+
+def test_422_is_reported_with_the_providers_detail(emu, tmp_path):
+    emu.inject("submit", "422", 1)
+    with pytest.raises(X.RemoteRejected, match="Injected error") as ei:
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert ei.value.status == 422 and emu.count("submit") == 1
+
+
+def test_validation_fails_before_anything_is_sent(emu, tmp_path):
+    with pytest.raises(X.HostedValidationError, match="strength must be between 0.01 and 1"):
+        provider(emu, tmp_path).fill(request(params={"strength": 2}), FP.FillHooks())
+    with pytest.raises(X.HostedValidationError, match="local file only"):
+        provider(emu, tmp_path).fill(request(loras=[("mine.safetensors", 1.0, 1.0)]), FP.FillHooks())
+    with pytest.raises(X.HostedValidationError, match="takes no LoRAs"):
+        provider(emu, tmp_path, "fal-ai/flux-pro/v1/fill").fill(
+            request(loras=[("https://x.com/a.safetensors", 1.0, 1.0)]), FP.FillHooks())
+    assert emu.calls == []
+
+
+def test_nsfw_outputs_raise_a_clear_error_or_are_flagged(emu, tmp_path):
+    emu.next_job(nsfw=[False, True])
+    with pytest.raises(X.NSFWBlocked) as ei:
+        provider(emu, tmp_path).fill(request(n=2), FP.FillHooks())
+    msg = str(ei.value)
+    assert "flagged image 2 of 2 as NSFW" in msg and "enable_safety_checker" in msg
+    assert ei.value.result.meta["nsfw"] == [False, True] and ei.value.result.images.shape[0] == 2
+    kept = provider(emu, tmp_path, nsfw="keep").fill(request(n=2), FP.FillHooks())   # from cache
+    assert kept.meta["cached"] and kept.meta["nsfw"] == [False, True] and "NSFW" in kept.meta["nsfw_message"]
+    assert emu.count("submit") == 1 and len(emu.billed) == 1
+
+
+def test_result_url_404_is_reported_as_billed_and_lost(emu, tmp_path):
+    emu.next_job(result_404=True)
+    with pytest.raises(X.ResultUnavailable, match="completed \\(and is billed\\)") as ei:
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    rid = ei.value.request_id
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "lost"
+    assert Ledger(tmp_path / "state").entries()[0]["request_id"] == rid
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())      # a re-run submits anew
+    assert res.meta["request_id"] != rid and emu.count("submit") == 2
+
+
+def test_failed_job_is_not_resumed_and_a_rerun_submits_again(emu, tmp_path):
+    emu.next_job(fail="CUDA out of memory", error_type="runner_error")
+    with pytest.raises(X.RemoteFailed, match="CUDA out of memory.*not billed"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "failed"
+    provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert emu.count("submit") == 2 and len(emu.billed) == 1
+
+
+def _cancel_when(text):
+    flag = threading.Event()
+    return flag, FP.FillHooks(progress=lambda f, t: flag.set() if text in t else None,
+                              cancelled=flag.is_set)
+
+
+def test_cancel_while_queued(emu, tmp_path):
+    emu.next_job(queue_seconds=None)
+    flag, hooks = _cancel_when("in queue")
+    with pytest.raises(X.RemoteCancelled) as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    rid = ei.value.request_id
+    assert rid in emu.cancelled and emu.jobs[rid].cancelled and emu.billed == []
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancelled"
+
+
+def test_cancel_while_running(emu, tmp_path):
+    emu.next_job(run_seconds=None)
+    flag, hooks = _cancel_when("Starting inference")
+    with pytest.raises(X.RemoteCancelled, match="CANCELLATION_REQUESTED") as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    assert ei.value.request_id in emu.cancelled and emu.billed == []
+
+
+def test_deadline_leaves_the_request_pending_and_a_rerun_resumes_it(emu, tmp_path):
+    emu.next_job(run_seconds=None)
+    with pytest.raises(X.DeadlineExceeded, match="run the same inputs again to resume") as ei:
+        provider(emu, tmp_path, deadline_s=0.4).fill(request(), FP.FillHooks())
+    rid = ei.value.request_id
+    assert Journal(tmp_path / "state").pending  # entry exists
+    entries = Journal(tmp_path / "state").entries()
+    assert entries[-1]["status"] == "pending" and entries[-1]["request_id"] == rid
+    emu.finish_job(rid)
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())        # a new client, same dir
+    assert res.meta["request_id"] == rid and res.meta["resumed"] is True
+    assert emu.count("submit") == 1 and len(emu.billed) == 1
+    again = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert again.meta["cached"] and again.meta["cost_usd"] == 0.0 and emu.count("submit") == 1
+    assert torch.equal(again.images, res.images)
+    new = provider(emu, tmp_path, force_new=True).fill(request(), FP.FillHooks())
+    assert new.meta["request_id"] != rid and emu.count("submit") == 2
+
+
+class Killed(BaseException):
+    """Stands in for a thread/process dying mid-poll (nothing in the client catches it)."""
+
+
+def test_killed_mid_poll_then_a_new_client_resumes(emu, tmp_path):
+    emu.next_job(run_seconds=0.5)
+
+    def die(f, t):
+        if "step" in t:
+            raise Killed()
+    with pytest.raises(Killed):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks(progress=die))
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "pending"
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert res.meta["resumed"] and emu.count("submit") == 1 and len(emu.billed) == 1
+
+
+def test_resumed_request_unknown_to_the_provider(emu, tmp_path):
+    emu.next_job(run_seconds=None)
+    with pytest.raises(X.DeadlineExceeded) as ei:
+        provider(emu, tmp_path, deadline_s=0.3).fill(request(), FP.FillHooks())
+    emu.jobs.pop(ei.value.request_id)                       # expired on the provider's side
+    with pytest.raises(X.ResultUnavailable, match="NEW, paid request"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert emu.count("submit") == 2
+
+
+def test_sync_mode_data_uri_outputs(emu, tmp_path):
+    req = request(params={"sync_mode": True, "output_format": "png"})
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert emu.count("file") == 0
+
+
+def test_jpeg_outputs_and_concurrent_batch(emu, tmp_path):
+    prov = provider(emu, tmp_path)
+    reqs = [request(seed=s, index=i) for i, s in enumerate((1, 2, 3))]
+    results = FP.run_batch(prov, reqs, FP.FillHooks(), concurrency=3)
+    for r, q in zip(results, reqs):
+        assert_filled(r, q, fmt="jpeg")
+        assert r.meta["index"] == q.index
+    assert len(emu.billed) == 3 and len({r.meta["request_id"] for r in results}) == 3
+
+
+def test_identical_concurrent_requests_pay_once(emu, tmp_path):
+    prov = provider(emu, tmp_path)
+    results = FP.run_batch(prov, [request(), request()], FP.FillHooks(), concurrency=2)
+    assert emu.count("submit") == 1 and sorted(r.meta["cached"] for r in results) == [False, True]
+
+
+def test_key_never_leaks_into_files_logs_or_errors(emu, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="fluxfill.hosted")
+    errors = []
+    emu.inject("status", "429", 2)
+    provider(emu, tmp_path, data_uri_limit=0).fill(request(), FP.FillHooks())
+    for plan in ({"fail": f"boom {KEY}"}, {"nsfw": True}, {"result_404": True}):
+        emu.next_job(**plan)
+        try:
+            provider(emu, tmp_path).fill(request(seed=len(errors) + 10), FP.FillHooks())
+        except X.HostedError as e:
+            errors.append(str(e) + repr(e))
+    emu.inject("submit", "422", 1)
+    for fn in (lambda: provider(emu, tmp_path).fill(request(seed=99), FP.FillHooks()),
+               lambda: provider(emu, tmp_path, key=KEY + "x").fill(request(seed=98), FP.FillHooks())):
+        try:
+            fn()
+        except X.HostedError as e:
+            errors.append(str(e) + repr(e))
+    assert len(errors) == 5
+    secret_parts = [KEY, "sk-VERY-SECRET-fal-0123456789"]
+    blobs = [p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert len(blobs) >= 4
+    for part in secret_parts:
+        assert not any(part.encode() in b for b in blobs)
+        assert part not in caplog.text
+        assert not any(part in e for e in errors)
+    assert "***" in errors[0]                                # the echoed key was redacted
+    for r in emu.requests:
+        assert "authorization" not in {k.lower() for k in r["headers"]}
+        assert KEY not in str(r["payload"])
+
+
+def test_plain_http_output_urls_to_other_hosts_are_refused(emu, tmp_path):
+    c = client(emu)
+    with pytest.raises(X.InsecureURL):
+        c.download("http://example.com/x.png", max_bytes=10)
+    with pytest.raises(X.TransportError, match="limit"):
+        c.download(emu.add_file(b"\x89PNG" + b"0" * 5000), max_bytes=100)
+
+
+def test_low_level_client_calls(emu):
+    c = client(emu)
+    png = np.zeros((8, 8, 3), np.uint8)
+    from fluxfill.core.hosted.images import png_bytes, data_uri
+    url = c.upload(png_bytes(png, "RGB"), "image/png", "x.png")
+    assert requests.get(url).content.startswith(b"\x89PNG")
+    emu.next_job(queue_seconds=None)
+    h = c.submit("fal-ai/flux-pro/v1/fill", {"prompt": "p", "image_url": url,
+                                              "mask_url": data_uri(png_bytes(png[:, :, 0], "L"))})
+    assert h.status_url.endswith(f"/fal-ai/flux-pro/requests/{h.request_id}/status")
+    assert c.status(h)["status"] == "IN_QUEUE"
+    assert c.cancel(h) == "CANCELLATION_REQUESTED"
+    assert h.request_id in emu.cancelled

@@ -1,0 +1,190 @@
+"""WaveSpeedClient / WaveSpeedProvider against the loopback WaveSpeed emulator."""
+import logging
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from emulators import WaveSpeedEmulator, fill_colour
+from fluxfill.core import fill_protocol as FP
+from fluxfill.core.hosted import errors as X
+from fluxfill.core.hosted.client import PollSchedule
+from fluxfill.core.hosted.journal import Journal, Ledger
+from fluxfill.core.hosted.provider import WaveSpeedProvider
+from fluxfill.core.hosted.transport import RetryPolicy
+from fluxfill.core.hosted.wavespeed import WaveSpeedClient
+
+KEY = "ws-SECRET-key-0123456789abcdef"
+FAST = RetryPolicy(tries=5, backoff=0.01, backoff_cap=0.05, retry_after_cap=0.05,
+                   connect_timeout=1.0, read_timeout=0.5)
+POLL = PollSchedule(first=0.02, factor=1.2, max=0.1, flat=5)
+H, W = 264, 300
+EP = "wavespeed-ai/flux-fill-dev"
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def emu():
+    e = WaveSpeedEmulator(KEY, run_seconds=0.1, hang_seconds=2.0, retry_after="0.01").start()
+    yield e
+    e.stop()
+
+
+def provider(emu, tmp_path, key=KEY, **kw):
+    c = WaveSpeedClient(key, api_url=emu.base_url, policy=FAST, poll=POLL)
+    return WaveSpeedProvider(c, EP, tmp_path / "state", **kw)
+
+
+def request(prompt="a blue vase", seed=3, n=1, params=None, loras=None, size=(H, W)):
+    h, w = size
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    img = torch.stack([y, x, torch.full_like(x, (seed % 5) / 5)], dim=-1)
+    mask = torch.zeros(h, w)
+    mask[100:200, 100:200] = 1.0
+    return FP.FillRequest(img, mask, prompt, seed, n, loras=loras or [], params=params or {})
+
+
+def assert_filled(res, req):
+    for i in range(res.images.shape[0]):
+        out = res.images[i].numpy()
+        colour = np.array(fill_colour(req.prompt, req.seed, i)) / 255.0
+        assert np.abs(out[150, 150] - colour).max() < 0.02
+        assert np.abs(out[5, 5] - req.image[5, 5].numpy()).max() < 0.02
+
+
+def test_every_parameter_reaches_the_api(emu, tmp_path):
+    stack = [("https://example.com/a.safetensors", 0.5, 1.0), ("owner/lora-b", 4.0, 1.0)]
+    req = request(n=3, loras=stack, params={"steps": 20, "guidance": 29.5, "enable_safety_checker": False,
+                                            "loras": [{"path": "owner/c", "scale": 0}]})
+    prov = provider(emu, tmp_path)
+    res = prov.fill(req, FP.FillHooks())
+    assert res.images.shape == (3, H, W, 3)
+    assert_filled(res, req)
+    sent = emu.requests[-1]
+    p = sent["payload"]
+    assert sent["status"] == 200 and sent["unknown_fields"] == []
+    assert p["size"] == f"{W}*{H}" and p["num_inference_steps"] == 20 and p["guidance_scale"] == 29.5
+    assert p["seed"] == 3 and p["num_images"] == 3 and p["enable_safety_checker"] is False
+    assert p["loras"] == [{"path": "https://example.com/a.safetensors", "scale": 0.5},
+                          {"path": "owner/lora-b", "scale": 4.0}, {"path": "owner/c", "scale": 0.0}]
+    assert p["image"].startswith(emu.base_url) and p["mask_image"].startswith(emu.base_url)
+    assert [u["via"] for u in emu.uploads] == ["binary", "binary"]
+    assert sent["mask_format"] == "PNG" and sent["image_size"] == sent["mask_size"] == (W, H)
+    assert res.meta["cost_usd"] == pytest.approx(0.105) == emu.billed[0]["usd"]
+    assert res.meta["estimate_usd"] == pytest.approx(0.105)
+    assert Ledger(tmp_path / "state").total() == pytest.approx(0.105)
+
+
+def test_explicit_size_and_defaults(emu, tmp_path):
+    res = provider(emu, tmp_path).fill(request(params={"size": "512*256"}), FP.FillHooks())
+    p = emu.requests[-1]["payload"]
+    assert p["size"] == "512*256" and p["guidance_scale"] == 30 and p["num_inference_steps"] == 28
+    assert res.images.shape == (1, 256, 512, 3)
+
+
+def test_out_of_range_input_size_is_refused_before_sending(emu, tmp_path):
+    with pytest.raises(X.HostedValidationError, match="input image is 300x200.*256-1536"):
+        provider(emu, tmp_path).fill(request(size=(200, 300)), FP.FillHooks())
+    with pytest.raises(X.HostedValidationError, match="at most 3 LoRAs"):
+        provider(emu, tmp_path).fill(request(loras=[("a/b", 1.0, 1.0)] * 4), FP.FillHooks())
+    assert emu.calls == []
+
+
+def test_submit_429_is_retried(emu, tmp_path):
+    emu.inject("submit", "429", 2)
+    provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert emu.count("submit") == 3 and len(emu.billed) == 1
+
+
+@pytest.mark.parametrize("kind", ["reset", "drop-response", "hang", "malformed"])
+def test_submit_is_never_resent_when_the_answer_is_lost(emu, tmp_path, kind):
+    emu.inject("submit", kind, 1)
+    with pytest.raises(X.SubmitUncertain, match="NOT sent again|not re-sent"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert emu.count("submit") == 1
+
+
+def test_submit_5xx_is_not_resent(emu, tmp_path):
+    emu.inject("submit", "503", 1)
+    with pytest.raises(X.TransportError, match="503"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert emu.count("submit") == 1
+
+
+@pytest.mark.parametrize("route,kind,count", [
+    ("result", "429", 3), ("result", "500", 2), ("result", "502-ingress", 1), ("result", "reset", 2),
+    ("result", "malformed", 2), ("result", "hang", 1), ("upload", "503", 1), ("upload", "reset", 1),
+    ("file", "500", 1), ("file", "reset", 1)])
+def test_polls_uploads_and_downloads_are_retried(emu, tmp_path, route, kind, count):
+    emu.inject(route, kind, count)
+    req = request()
+    assert_filled(provider(emu, tmp_path).fill(req, FP.FillHooks()), req)
+    assert emu.count("submit") == 1 and len(emu.billed) == 1
+
+
+def test_401_and_400(emu, tmp_path):
+    with pytest.raises(X.AuthError, match="WAVESPEED_API_KEY") as ei:
+        provider(emu, tmp_path, key="ws-wrong-key-999999").fill(request(), FP.FillHooks())
+    assert "ws-wrong-key-999999" not in str(ei.value)
+    emu.inject("submit", "422", 1)
+    with pytest.raises(X.RemoteRejected, match="Injected error"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+
+
+def test_failed_task(emu, tmp_path):
+    emu.next_job(fail="inference crashed")
+    with pytest.raises(X.RemoteFailed, match="inference crashed"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "failed"
+
+
+def test_nsfw(emu, tmp_path):
+    emu.next_job(nsfw=True)
+    with pytest.raises(X.NSFWBlocked, match="flagged image 1 of 1 as NSFW"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    res = provider(emu, tmp_path, nsfw="keep").fill(request(), FP.FillHooks())
+    assert res.meta["nsfw"] == [True] and float(res.images.max()) == 0.0 and emu.count("submit") == 1
+
+
+def test_output_404(emu, tmp_path):
+    emu.next_job(result_404=True)
+    with pytest.raises(X.ResultUnavailable, match="billed"):
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+
+
+def test_base64_output(emu, tmp_path):
+    req = request(params={"enable_base64_output": True})
+    assert_filled(provider(emu, tmp_path).fill(req, FP.FillHooks()), req)
+    assert emu.count("file") == 0
+
+
+def test_sync_mode(emu, tmp_path):
+    req = request(params={"enable_sync_mode": True})
+    assert_filled(provider(emu, tmp_path).fill(req, FP.FillHooks()), req)
+
+
+@pytest.mark.parametrize("when,plan", [("in queue", {"queue_seconds": None}),
+                                       ("running", {"run_seconds": None})])
+def test_cancel(emu, tmp_path, when, plan):
+    emu.next_job(**plan)
+    flag = threading.Event()
+    hooks = FP.FillHooks(progress=lambda f, t: flag.set() if when in t else None, cancelled=flag.is_set)
+    with pytest.raises(X.RemoteCancelled) as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    assert ei.value.request_id in emu.cancelled and emu.billed == []
+    assert emu.count("cancel", method="DELETE") == 1
+
+
+def test_deadline_then_resume_bills_once(emu, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="fluxfill.hosted")
+    emu.next_job(run_seconds=None)
+    with pytest.raises(X.DeadlineExceeded, match="resume") as ei:
+        provider(emu, tmp_path, deadline_s=0.3).fill(request(), FP.FillHooks())
+    emu.finish_job(ei.value.request_id)
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert res.meta["resumed"] and res.meta["request_id"] == ei.value.request_id
+    assert emu.count("submit") == 1 and len(emu.billed) == 1
+    assert provider(emu, tmp_path).fill(request(), FP.FillHooks()).meta["cached"]
+    blobs = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert KEY.encode() not in blobs and KEY not in caplog.text and KEY not in str(ei.value)
