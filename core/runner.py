@@ -1,0 +1,476 @@
+"""Run an API-format workflow on a ComfyUI server: the logic behind `run.py`.
+
+Pure: no comfy imports. HTTP through `requests` (every call has a timeout), the progress
+websocket through aiohttp's client (ComfyUI ships aiohttp, so the pack adds no websocket
+library). The flow is the one ComfyUI's own API examples use: connect /ws?clientId=ID first,
+then POST /prompt with that client_id (so no message can be missed), follow the messages
+until the prompt succeeds, fails or is interrupted, then read /history and GET /view each
+output file. If the websocket cannot be opened the runner polls /history instead.
+"""
+import asyncio
+import json
+import random
+import struct
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+HTTP_TIMEOUT = 30.0          # seconds for each ordinary HTTP call
+DOWNLOAD_TIMEOUT = 120.0     # seconds for each output download
+BINARY_TEXT = 3              # protocol.BinaryEventTypes.TEXT (progress text on a node)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 124, 130
+
+
+class RunnerError(Exception):
+    """A failure to report to the user as-is (no traceback); `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED, saved=()):
+        super().__init__(message)
+        self.code = code
+        self.saved = list(saved)      # outputs downloaded before the failure was known
+
+
+# ---------------------------------------------------------------- workflow editing
+
+def load_workflow(path) -> dict:
+    """An API-format workflow {node_id: {"class_type", "inputs"}}; UI-format is refused."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunnerError(f"workflow file not found: {path}", EXIT_USAGE) from None
+    except (OSError, ValueError) as e:
+        raise RunnerError(f"workflow {path} is not readable JSON: {e}", EXIT_USAGE) from None
+    if isinstance(data, dict) and "prompt" in data and isinstance(data["prompt"], dict) \
+            and "nodes" not in data:
+        data = data["prompt"]          # a saved /prompt body
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
+        raise RunnerError(
+            f"{path} is a UI-format workflow (it has 'nodes' and 'links'); the runner needs the "
+            "API format: in ComfyUI use Workflow > Export (API) (older menus: 'Save (API Format)', "
+            "enabled by the dev-mode setting) and pass that file", EXIT_USAGE)
+    bad = [k for k, v in data.items() if not (isinstance(v, dict) and "class_type" in v)] \
+        if isinstance(data, dict) else ["<top level>"]
+    if not data or bad:
+        raise RunnerError(f"{path} is not an API-format workflow: entries {bad[:5]} have no "
+                          "class_type (export it with Export (API))", EXIT_USAGE)
+    for node in data.values():
+        node.setdefault("inputs", {})
+    return data
+
+
+def resolve_node(prompt: dict, ref: str) -> str:
+    """A node id from REF: a node id, a unique class_type, or a unique _meta.title."""
+    if ref in prompt:
+        return ref
+    for what, key in (("class_type", lambda n: n.get("class_type")),
+                      ("title", lambda n: (n.get("_meta") or {}).get("title"))):
+        hits = [nid for nid, n in prompt.items() if key(n) == ref]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise RunnerError(f"node '{ref}' is ambiguous: {len(hits)} nodes have that {what} "
+                              f"(ids {', '.join(hits)}); use the node id", EXIT_USAGE)
+    known = ", ".join(f"{nid}={n['class_type']}" for nid, n in prompt.items())
+    raise RunnerError(f"no node '{ref}' in the workflow (by id, class_type or title); nodes: {known}",
+                      EXIT_USAGE)
+
+
+def parse_value(text: str):
+    """JSON when it parses (numbers, true/false, lists, quoted strings), else the raw string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_set(prompt: dict, spec: str) -> tuple[str, str]:
+    """Apply one `NODE.INPUT=VALUE`; NODE may itself contain dots (titles), INPUT may not."""
+    target, sep, value = spec.partition("=")
+    node_ref, dot, name = target.rpartition(".")
+    if not sep or not dot or not node_ref or not name:
+        raise RunnerError(f"--set {spec!r}: expected NODE.INPUT=VALUE, e.g. --set 6.text=\"a red door\" "
+                          "or --set KSampler.steps=20", EXIT_USAGE)
+    nid = resolve_node(prompt, node_ref)
+    inputs = prompt[nid]["inputs"]
+    if name not in inputs:
+        raise RunnerError(f"--set {spec!r}: node {nid} ({prompt[nid]['class_type']}) has no input "
+                          f"'{name}'; its inputs: {', '.join(inputs) or 'none'}", EXIT_USAGE)
+    inputs[name] = parse_value(value)
+    return nid, name
+
+
+def randomize_seeds(prompt: dict, rng=None) -> dict:
+    """Give every literal `seed` / `noise_seed` input a fresh random value: {"NODE.INPUT": seed}."""
+    rng = rng or random.SystemRandom()
+    changed = {}
+    for nid, node in prompt.items():
+        for name in ("seed", "noise_seed"):
+            if isinstance(node["inputs"].get(name), int):
+                node["inputs"][name] = rng.randrange(0, 2**31)   # within every stock seed range
+                changed[f"{nid}.{name}"] = node["inputs"][name]
+    return changed
+
+
+def image_target(prompt: dict, spec: str) -> tuple[str, Path]:
+    """`NODE=path` or `path` (the workflow's only LoadImage) -> (node id, file path)."""
+    node_ref, sep, path = spec.partition("=")
+    if sep and not Path(spec).exists():
+        nid = resolve_node(prompt, node_ref)
+    else:
+        path = spec
+        loaders = [nid for nid, n in prompt.items() if n["class_type"] == "LoadImage"]
+        if len(loaders) != 1:
+            raise RunnerError(f"--image {spec}: the workflow has {len(loaders)} LoadImage nodes "
+                              f"({', '.join(loaders) or 'none'}); name one: --image NODE=path", EXIT_USAGE)
+        nid = loaders[0]
+    p = Path(path)
+    if not p.is_file():
+        raise RunnerError(f"--image {spec}: no such file {p}", EXIT_USAGE)
+    if "image" not in prompt[nid]["inputs"]:
+        raise RunnerError(f"--image {spec}: node {nid} ({prompt[nid]['class_type']}) has no 'image' input",
+                          EXIT_USAGE)
+    return nid, p
+
+
+# ---------------------------------------------------------------- server calls
+
+class Client:
+    """The few ComfyUI HTTP routes the runner needs; every call has a timeout."""
+
+    def __init__(self, server: str, client_id: str | None = None, timeout: float = HTTP_TIMEOUT):
+        self.server = server.rstrip("/")
+        if "://" not in self.server:
+            self.server = "http://" + self.server
+        self.client_id = client_id or uuid.uuid4().hex
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.prompt_id: str | None = None      # set once /prompt accepted ours
+        self.closed = False                     # tells a polling thread to stop
+        self.skipped = ""                       # node errors of outputs /prompt left out
+
+    def _call(self, method: str, path: str, timeout=None, **kw) -> requests.Response:
+        try:
+            return self.session.request(method, self.server + path, timeout=timeout or self.timeout, **kw)
+        except requests.ConnectionError as e:
+            raise RunnerError(f"cannot reach ComfyUI at {self.server} ({e.__class__.__name__}); "
+                              "is it running? pass --server URL") from None
+        except requests.Timeout:
+            raise RunnerError(f"ComfyUI at {self.server} did not answer {method} {path} "
+                              f"within {timeout or self.timeout:.0f}s") from None
+
+    def check(self):
+        r = self._call("GET", "/system_stats")
+        if r.status_code != 200:
+            raise RunnerError(f"{self.server} does not look like ComfyUI (/system_stats: {r.status_code})")
+
+    def upload_image(self, path: Path) -> str:
+        """Upload to input/; returns the value for a LoadImage `image` input."""
+        with open(path, "rb") as f:
+            r = self._call("POST", "/upload/image", files={"image": (path.name, f)},
+                           data={"type": "input", "overwrite": "false"})
+        if r.status_code != 200:
+            raise RunnerError(f"uploading {path} failed: HTTP {r.status_code} {r.text[:300]}")
+        ans = r.json()
+        return f"{ans['subfolder']}/{ans['name']}" if ans.get("subfolder") else ans["name"]
+
+    def queue(self, prompt: dict) -> dict:
+        r = self._call("POST", "/prompt", json={"prompt": prompt, "client_id": self.client_id})
+        try:
+            ans = r.json()
+        except ValueError:
+            raise RunnerError(f"/prompt answered HTTP {r.status_code}: {r.text[:500]}") from None
+        if r.status_code != 200 or "prompt_id" not in ans:
+            raise RunnerError("the server rejected the workflow:\n" + format_prompt_error(ans, prompt))
+        self.prompt_id = ans["prompt_id"]
+        if ans.get("node_errors"):   # 200 all the same: the outputs that validated were queued
+            self.skipped = format_prompt_error({"node_errors": ans["node_errors"]}, prompt)
+            print("validation left some outputs out (the rest runs):\n" + self.skipped, file=sys.stderr)
+        return ans
+
+    def history(self, prompt_id: str) -> dict | None:
+        r = self._call("GET", f"/history/{prompt_id}")
+        return r.json().get(prompt_id) if r.status_code == 200 else None
+
+    def interrupt(self, prompt_id: str | None):
+        """Stop our prompt: drop it from the queue if pending, interrupt it if running."""
+        try:
+            if prompt_id:
+                self._call("POST", "/queue", json={"delete": [prompt_id]}, timeout=10)
+            self._call("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {}, timeout=10)
+        except RunnerError as e:
+            print(f"could not interrupt: {e}", file=sys.stderr)
+
+    def download(self, item: dict, out_dir: Path) -> Path:
+        params = {"filename": item["filename"], "subfolder": item.get("subfolder", ""),
+                  "type": item.get("type", "output")}
+        r = self._call("GET", "/view", params=params, timeout=DOWNLOAD_TIMEOUT, stream=True)
+        if r.status_code != 200:
+            raise RunnerError(f"downloading {params} failed: HTTP {r.status_code}")
+        dest = unique_path(out_dir / Path(item["filename"]).name)
+        with open(dest, "wb") as f:
+            for chunk in r.iter_content(1 << 16):
+                f.write(chunk)
+        return dest
+
+
+def unique_path(p: Path) -> Path:
+    n = 1
+    stem, suffix = p.stem, p.suffix
+    while p.exists():
+        p = p.with_name(f"{stem}_{n}{suffix}")
+        n += 1
+    return p
+
+
+def format_prompt_error(ans: dict, prompt: dict) -> str:
+    """The /prompt answer's error and every node's errors, one line each."""
+    lines = []
+    err = ans.get("error")
+    if isinstance(err, dict):
+        lines.append(f"  {err.get('message', '')}" + (f": {err['details']}" if err.get("details") else ""))
+    elif err:
+        lines.append(f"  {err}")
+    for nid, ne in (ans.get("node_errors") or {}).items():
+        ctype = ne.get("class_type") or prompt.get(nid, {}).get("class_type", "?")
+        for e in ne.get("errors", []):
+            info = e.get("extra_info") or {}
+            where = f" [input '{info['input_name']}']" if info.get("input_name") else ""
+            lines.append(f"  node {nid} ({ctype}){where}: {e.get('message', '')}"
+                         + (f": {e['details']}" if e.get("details") else ""))
+    return "\n".join(lines) or json.dumps(ans)[:1000]
+
+
+def output_items(history: dict) -> list[dict]:
+    """Every file entry ({filename, subfolder, type}) in a finished prompt's outputs."""
+    items = []
+    for out in (history.get("outputs") or {}).values():
+        for value in out.values():
+            if isinstance(value, list):
+                items += [v for v in value if isinstance(v, dict) and "filename" in v]
+    return items
+
+
+# ---------------------------------------------------------------- progress
+
+@dataclass
+class Progress:
+    """Renders websocket events as a one-line bar on stderr (a line per node when not a tty)."""
+    prompt: dict
+    stream: object = sys.stderr
+    node: str | None = None
+    value: int = 0
+    max: int = 0
+    text: str = ""
+    done_nodes: set = field(default_factory=set)
+
+    def label(self, nid) -> str:
+        n = self.prompt.get(str(nid), {})
+        title = (n.get("_meta") or {}).get("title") or n.get("class_type", "?")
+        return f"#{nid} {title}"
+
+    def _tty(self) -> bool:
+        return getattr(self.stream, "isatty", lambda: False)()
+
+    def draw(self, final: bool = False):
+        total = len(self.prompt)
+        head = f"[{len(self.done_nodes)}/{total} nodes] {self.label(self.node) if self.node else ''}"
+        bar = ""
+        if self.max:
+            filled = int(20 * self.value / self.max)
+            bar = f" |{'#' * filled}{'.' * (20 - filled)}| {self.value}/{self.max}"
+        line = (head + bar + (f"  {self.text}" if self.text else ""))[:160]
+        if self._tty():
+            self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
+        elif final or not self.max or self.value in (0, self.max):
+            self.stream.write(line + "\n")          # logs: no flood of \r updates
+        self.stream.flush()
+
+    def executing(self, nid):
+        if self.node is not None:
+            self.done_nodes.add(self.node)
+        self.node, self.value, self.max, self.text = nid, 0, 0, ""
+        if nid is not None:
+            self.draw()
+
+    def cached(self, nodes):
+        self.done_nodes.update(nodes)
+
+    def step(self, nid, value, maximum):
+        if nid is not None and nid != self.node:
+            self.executing(nid)
+        self.value, self.max = int(value), int(maximum)
+        self.draw()
+
+    def progress_text(self, nid, text):
+        self.text = text.strip().splitlines()[-1] if text.strip() else ""
+        if self._tty():
+            self.draw()
+
+    def finish(self):
+        if self.node is not None:
+            self.done_nodes.add(self.node)
+        self.node, self.max, self.text = None, 0, ""
+        if self._tty():
+            self.stream.write("\r\x1b[K")
+        self.stream.write(f"[{len(self.done_nodes)}/{len(self.prompt)} nodes] done\n")
+        self.stream.flush()
+
+
+def parse_binary(data: bytes):
+    """(node_id, text) for a progress-text frame; None for previews and anything else."""
+    if len(data) < 8 or struct.unpack(">I", data[:4])[0] != BINARY_TEXT:
+        return None
+    n = struct.unpack(">I", data[4:8])[0]
+    return data[8:8 + n].decode("utf-8", "replace"), data[8 + n:].decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class Outcome:
+    status: str                     # "success" | "error" | "interrupted"
+    error: dict | None = None       # the execution_error message
+
+
+async def _follow_ws(ws, client: Client, prompt: dict, progress: Progress) -> Outcome:
+    """Queue the prompt on an open websocket and follow it to its end."""
+    import aiohttp
+    queued = await asyncio.to_thread(client.queue, prompt)
+    pid = queued["prompt_id"]
+    async for msg in ws:
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            parsed = parse_binary(msg.data)
+            if parsed and parsed[0] in prompt:
+                progress.progress_text(*parsed)
+            continue
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+            continue
+        m = json.loads(msg.data)
+        kind, data = m.get("type"), m.get("data") or {}
+        if data.get("prompt_id") not in (None, pid):
+            continue
+        if kind == "executing":
+            if data.get("node") is None and data.get("prompt_id") == pid:
+                return Outcome("success")
+            progress.executing(data.get("node"))
+        elif kind == "execution_cached":
+            progress.cached(data.get("nodes") or [])
+        elif kind == "progress":
+            progress.step(data.get("node"), data.get("value", 0), data.get("max", 0))
+        elif kind == "execution_success":
+            return Outcome("success")
+        elif kind == "execution_error":
+            return Outcome("error", data)
+        elif kind == "execution_interrupted":
+            return Outcome("interrupted", data)
+    # the socket closed early: the history has the answer
+    return await asyncio.to_thread(_poll, client, pid)
+
+
+def _poll(client: Client, pid: str) -> Outcome:
+    while not client.closed:
+        h = client.history(pid)
+        if h and h.get("status", {}).get("completed") is not None:
+            return _outcome_from_history(h)
+        time.sleep(0.25)
+    raise asyncio.CancelledError()
+
+
+def _outcome_from_history(h: dict) -> Outcome:
+    for kind, data in h.get("status", {}).get("messages", []):
+        if kind == "execution_error":
+            return Outcome("error", data)
+        if kind == "execution_interrupted":
+            return Outcome("interrupted", data)
+    return Outcome("success" if h["status"].get("status_str") != "error" else "error")
+
+
+async def _run_async(client: Client, prompt: dict, progress: Progress) -> Outcome:
+    import aiohttp
+    ws_url = client.server.replace("http", "ws", 1) + f"/ws?clientId={client.client_id}"
+    timeout = aiohttp.ClientTimeout(total=None, connect=HTTP_TIMEOUT, sock_connect=HTTP_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.ws_connect(ws_url, heartbeat=30, max_msg_size=0) as ws:
+                return await _follow_ws(ws, client, prompt, progress)
+    except (aiohttp.ClientError, OSError) as e:
+        if client.prompt_id:
+            print(f"(websocket lost: {e}; polling /history instead)", file=sys.stderr)
+        else:
+            print(f"(no websocket: {e}; polling /history instead)", file=sys.stderr)
+            await asyncio.to_thread(client.queue, prompt)
+        return await asyncio.to_thread(_poll, client, client.prompt_id)
+
+
+def run(workflow: dict, server: str, out_dir, timeout: float | None = None,
+        stream=sys.stderr) -> list[Path]:
+    """Queue `workflow` (API format, already edited), follow it, download its outputs.
+    Raises RunnerError (with exit code) on failure; Ctrl-C interrupts the prompt on the server."""
+    client = Client(server)
+    client.check()
+    progress = Progress(workflow, stream)
+
+    async def main():
+        try:
+            return await asyncio.wait_for(_run_async(client, workflow, progress), timeout)
+        finally:
+            client.closed = True
+
+    try:
+        outcome = asyncio.run(main())
+    except (asyncio.TimeoutError, TimeoutError):
+        client.interrupt(client.prompt_id)
+        raise RunnerError(f"timed out after {timeout:.0f}s (--timeout); the prompt was interrupted",
+                          EXIT_TIMEOUT) from None
+    except KeyboardInterrupt:
+        stream.write("\ninterrupted: stopping the prompt on the server\n")
+        client.interrupt(client.prompt_id)
+        raise RunnerError("interrupted by the user", EXIT_INTERRUPTED) from None
+    if outcome.status == "success":
+        progress.finish()
+    else:
+        stream.write("\n")
+    pid = client.prompt_id
+    if outcome.status == "error":
+        raise RunnerError(format_execution_error(outcome.error or {}, workflow))
+    if outcome.status == "interrupted":
+        raise RunnerError(f"prompt {pid} was interrupted on the server", EXIT_INTERRUPTED)
+    history = _wait_history(client, pid)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = [client.download(item, out_dir) for item in output_items(history)]
+    if client.skipped:
+        raise RunnerError("the server ran only the outputs that passed validation:\n" + client.skipped,
+                          saved=saved)
+    return saved
+
+
+def _wait_history(client: Client, pid: str, wait: float = 10.0) -> dict:
+    """History is written just after the last websocket message: allow a moment."""
+    deadline = time.monotonic() + wait
+    while True:
+        h = client.history(pid)
+        if h and h.get("status", {}).get("completed") is not None:
+            return h
+        if time.monotonic() > deadline:
+            raise RunnerError(f"prompt {pid} finished but /history/{pid} has no record of it")
+        time.sleep(0.1)
+
+
+def format_execution_error(err: dict, prompt: dict) -> str:
+    nid = err.get("node_id", "?")
+    ntype = err.get("node_type") or prompt.get(str(nid), {}).get("class_type", "?")
+    msg = f"node {nid} ({ntype}) failed: {err.get('exception_type', 'error')}: " \
+          f"{err.get('exception_message', '').strip()}"
+    frames = [ln.strip() for ln in "".join(err.get("traceback") or []).splitlines()
+              if ln.strip().startswith('File "')]
+    if frames:
+        msg += "\n  raised at " + frames[-1]
+    return msg
