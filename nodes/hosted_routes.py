@@ -1,0 +1,149 @@
+"""HTTP routes for the FluxFill web extension, thin over core/hosted (also served under /api).
+
+GET  /fluxfill/keys       → {"fal": bool, "wavespeed": bool}: configured or not, never the key
+POST /fluxfill/keys       {provider, key} → stores the key in <user dir>/fluxfill/keys.json
+                          (write-only; an empty key removes it); answers the flags only
+POST /fluxfill/price      {node, endpoint, width, height, num_images, batch} → estimated cost
+GET  /fluxfill/endpoints  → every hosted endpoint: parameters, defaults, ranges, price,
+                          which node widget sets which parameter, and the image_size presets
+
+Registered at import when a PromptServer runs; importing without one (tests, scripts) is a no-op.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger("fluxfill.hosted")
+MAX_KEY_LENGTH = 1024
+NODES = {"FalFill": "fal", "WaveSpeedFill": "wavespeed"}
+REGISTERED = False
+
+
+def _user_dir():
+    import folder_paths
+    return folder_paths.get_user_directory()
+
+
+def key_flags() -> dict:
+    from ..core.hosted import keys as K
+    out = {}
+    for provider in K.ENV_VARS:
+        try:
+            K.load_key(provider, _user_dir())
+            out[provider] = True
+        except Exception:  # noqa: BLE001 - missing or unreadable: not configured
+            out[provider] = False
+    return out
+
+
+def store_key(body) -> dict:
+    from ..core.hosted import keys as K
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object {provider, key}")
+    provider, key = body.get("provider"), body.get("key")
+    if provider not in K.ENV_VARS:
+        raise ValueError(f"provider must be one of {', '.join(K.ENV_VARS)}")
+    if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or any(c.isspace() for c in key.strip()):
+        raise ValueError("key must be a string without spaces or line breaks")
+    K.save_key(provider, key, _user_dir())
+    log.info("FluxFill: %s key %s in the key file", provider, "stored" if key.strip() else "removed")
+    return key_flags()
+
+
+def price(body) -> dict:
+    from ..core.hosted import endpoints as E
+    from ..core.hosted import pricing
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object {node, endpoint, width, height, num_images, batch}")
+    node = body.get("node", "FalFill")
+    if node not in NODES:
+        raise ValueError(f"node must be one of {', '.join(NODES)}")
+    endpoint = body.get("endpoint") or E.endpoints_for(NODES[node])[0]
+    if E.get(endpoint).provider != NODES[node]:
+        raise ValueError(f"{endpoint} is not an endpoint of {node}")
+    nums = {}
+    for name, lo, hi in (("width", 1, 16384), ("height", 1, 16384), ("num_images", 1, 4), ("batch", 1, 4096)):
+        v = body.get(name, 1 if name in ("num_images", "batch") else None)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}")
+        nums[name] = v
+    one = pricing.estimate(endpoint, nums["width"], nums["height"], nums["num_images"])
+    usd = None if one.usd is None else round(one.usd * nums["batch"], 6)
+    basis = one.basis + (f" × {nums['batch']} requests" if nums["batch"] > 1 else "")
+    est = pricing.PriceEstimate(usd, basis, one.megapixels)
+    return {"node": node, "endpoint": endpoint, "usd": usd, "basis": basis, "text": est.text(),
+            "per_request_usd": one.usd, "source": pricing.price_text(endpoint)}
+
+
+def endpoint_table() -> dict:
+    from ..core.hosted import endpoints as E
+    from ..core.hosted import pricing
+    widgets = {}
+    try:
+        from .fal_fill import WIDGET_FIELDS
+        widgets["FalFill"] = WIDGET_FIELDS
+    except ImportError:
+        pass
+    widgets["WaveSpeedFill"] = {"width": "size", "height": "size", "steps": "num_inference_steps",
+                                "guidance": "guidance_scale",
+                                "enable_safety_checker": "enable_safety_checker", "lora_stack": "loras"}
+    out = {}
+    for eid, ep in E.ENDPOINTS.items():
+        node = next(n for n, p in NODES.items() if p == ep.provider)
+        out[eid] = {"provider": ep.provider, "node": node, "title": ep.title,
+                    "price": pricing.price_text(eid), "note": ep.note, "params": E.describe(eid)}
+    return {"endpoints": out, "widgets": widgets,
+            "image_size_presets": {k: list(v) for k, v in E.IMAGE_SIZE_PRESETS.items()}}
+
+
+def register() -> bool:
+    """Add the routes to the running PromptServer (once). False when there is none."""
+    global REGISTERED
+    if REGISTERED:
+        return True
+    if "server" not in sys.modules:      # not inside a running ComfyUI (tests, scripts)
+        return False
+    try:
+        from server import PromptServer
+    except ImportError:
+        return False
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None:
+        return False
+    from aiohttp import web
+    routes = instance.routes
+
+    def answer(fn, *args):
+        try:
+            return web.json_response(fn(*args))
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+
+    async def body_of(request):
+        try:
+            return await request.json()
+        except ValueError:
+            return None
+
+    @routes.get("/fluxfill/keys")
+    async def get_keys(request):
+        return answer(key_flags)
+
+    @routes.post("/fluxfill/keys")
+    async def post_keys(request):
+        return answer(store_key, await body_of(request))
+
+    @routes.post("/fluxfill/price")
+    async def post_price(request):
+        return answer(price, await body_of(request))
+
+    @routes.get("/fluxfill/endpoints")
+    async def get_endpoints(request):
+        return answer(endpoint_table)
+
+    REGISTERED = True
+    return True
+
+
+register()
