@@ -23,7 +23,7 @@ def leading_required():
         "prompt": ("STRING", {"multiline": True, "default": "",
                               "tooltip": "What to paint into the masked area."}),
         "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True,
-                         "tooltip": "Seed of the first fill; fill i of an image uses seed + i."}),
+                         "tooltip": "Seed of the fills. Local: fill i of an image uses seed + i. Hosted: sent with each request (the provider seeds num_images > 1 itself; the report lists the seeds). Keep it fixed to re-run a hosted fill from the cache for free."}),
         "num_images": ("INT", {"default": 1, "min": 1, "max": 4,
                                "tooltip": "Fills per input image (1-4)."}),
     }
