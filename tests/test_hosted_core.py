@@ -224,3 +224,31 @@ def test_retry_predicates():
     assert not T.positively_refused(None, requests.ReadTimeout())
     assert T.positively_refused(None, requests.ConnectTimeout())
     assert T.polls(Resp(502), None) and T.polls(Resp(429), None) and not T.polls(Resp(404), None)
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024, 3), (1031, 517, 3), (1200, 1100)])
+def test_big_pngs_are_compressed_in_bands_and_stay_lossless(shape):
+    rng = np.random.default_rng(1)
+    a = (rng.random(shape) * 0.3 + np.linspace(0, 0.7, shape[1])[None, :, *(() if len(shape) == 2 else (None,))])
+    a[100:300] = 0.5                                     # flat rows: runs across band edges
+    a = np.clip(a, 0, 1).astype(np.float32)
+    data = I.png_bytes(I.to_uint8(a), "L" if len(shape) == 2 else "RGB")
+    assert len(data) < a.size                            # compressed
+    img = Image.open(io.BytesIO(data))
+    img.load()                                           # CRC and Adler-32 checked
+    assert (np.asarray(img) == I.to_uint8(a)).all()
+
+
+def test_to_uint8_rounds_and_clips():
+    x = torch.tensor([[-0.5, 0.0, 0.5 / 255, 0.499, 1.0, 7.0]])
+    assert I.to_uint8(x).tolist() == [[0, 0, 1, 127, 255, 255]]
+
+
+def test_poll_schedule_tightens_at_the_expected_end():
+    from fluxfill.core.hosted.client import PollSchedule
+    s = PollSchedule(first=0.1, max=1.0, flat=2, near=0.025, grace=0.5)
+    assert s.next_delay(0, None, 10.0) == 0.1
+    assert s.next_delay(0, 10.06, 10.0) == pytest.approx(0.06)    # poll right at the expected end
+    assert s.next_delay(0, 9.9, 10.0) == 0.025                    # overdue: poll often...
+    assert s.next_delay(0, 9.0, 10.0) == 0.1                      # ...but not forever
+    assert s.next_delay(100, 30.0, 10.0) == 1.0                   # far away: the schedule

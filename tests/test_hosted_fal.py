@@ -400,3 +400,92 @@ def test_low_level_client_calls(emu):
     assert c.status(h)["status"] == "IN_QUEUE"
     assert c.cancel(h) == "CANCELLATION_REQUESTED"
     assert h.request_id in emu.cancelled
+
+
+# ---------------------------------------------------------------- cancel latency, double work, bookkeeping
+SLOW = RetryPolicy(tries=3, backoff=0.01, backoff_cap=0.05, connect_timeout=5.0, read_timeout=60.0,
+                   poll_read_timeout=60.0)
+
+
+def _cancel_once(emu, route):
+    """A cancel flag that rises once the emulator has received a `route` call."""
+    return FP.FillHooks(cancelled=lambda: emu.count(route) > 0)
+
+
+@pytest.mark.timeout(20)
+def test_cancel_acts_during_a_hung_poll():
+    """The status poll hangs (60 s, far past this test's timeout) and the poll read timeout is
+    60 s: only watching the cancel flag during the call lets Cancel act: the remote job is
+    cancelled and RemoteCancelled raised while the poll is still hanging."""
+    with FalEmulator(KEY, run_seconds=None, hang_seconds=60.0) as emu, \
+            __import__("tempfile").TemporaryDirectory() as tmp:
+        emu.inject("status", "hang", 1, seconds=60)
+        prov = FalProvider(FalClient(KEY, queue_url=emu.queue_url, rest_url=emu.rest_url,
+                                     policy=SLOW, poll=POLL), "fal-ai/flux-lora/inpainting", tmp)
+        with pytest.raises(X.RemoteCancelled, match="CANCELLATION_REQUESTED") as ei:
+            prov.fill(request(), _cancel_once(emu, "status"))
+        rid = ei.value.request_id
+        assert rid in emu.cancelled and emu.jobs[rid].cancelled and emu.billed == []
+        assert emu.count("status") == 1          # the one hung poll: cancel did not wait it out
+        assert [c["route"] for c in emu.calls][-1] == "cancel"
+        assert Journal(tmp).entries()[-1]["status"] == "cancelled"
+
+
+def test_prepare_then_fill_encodes_the_inputs_once(emu, tmp_path, monkeypatch):
+    from fluxfill.core.hosted import images as I
+    calls = []
+    real = I.encode_image
+    monkeypatch.setattr(I, "encode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prov = provider(emu, tmp_path)
+    req = request()
+    prep = prov.prepare(req)
+    res = prov.fill(req, FP.FillHooks())
+    assert len(calls) == 1 and res.meta["input_hash"] == prep.input_hash
+    assert_filled(res, req)
+    other = request()                        # an equal but different object: prepared anew
+    prov.prepare(req)
+    prov.fill(other, FP.FillHooks())
+    assert len(calls) == 3
+
+
+def test_journal_write_failure_after_submit_keeps_the_paid_result(emu, tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / Journal.FILE).mkdir()          # every journal write fails
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert any("journal write failed" in n for n in res.meta["notes"])
+    assert len(emu.billed) == 1
+    assert provider(emu, tmp_path).fill(req, FP.FillHooks()).meta["cached"]   # the cache has it
+    assert emu.count("submit") == 1
+
+
+def test_cache_write_failure_keeps_the_request_resumable(emu, tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "cache").write_text("not a directory")
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert any("result cache write failed" in n for n in res.meta["notes"])
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "pending"
+    (tmp_path / "state" / "cache").unlink()
+    again = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert again.meta["resumed"] and again.meta["request_id"] == res.meta["request_id"]
+    assert emu.count("submit") == 1 and len(emu.billed) == 1
+    assert len(Ledger(tmp_path / "state").entries()) == 1
+
+
+def test_a_cancel_that_did_not_get_through_stays_resumable(emu, tmp_path):
+    emu.next_job(run_seconds=None)
+    emu.inject("cancel", "500", 20)
+    flag, hooks = _cancel_when("Starting inference")
+    with pytest.raises(X.RemoteCancelled, match="cancel failed") as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    rid = ei.value.request_id
+    assert rid not in emu.cancelled
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "pending"
+    emu.clear_faults()
+    emu.finish_job(rid)                      # it ran on and is billed: the re-run fetches it
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert res.meta["resumed"] and res.meta["request_id"] == rid
+    assert emu.count("submit") == 1 and len(emu.billed) == 1

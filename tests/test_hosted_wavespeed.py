@@ -188,3 +188,20 @@ def test_deadline_then_resume_bills_once(emu, tmp_path, caplog):
     assert provider(emu, tmp_path).fill(request(), FP.FillHooks()).meta["cached"]
     blobs = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
     assert KEY.encode() not in blobs and KEY not in caplog.text and KEY not in str(ei.value)
+
+
+@pytest.mark.timeout(20)
+def test_cancel_acts_during_a_hung_poll(tmp_path):
+    """The result poll hangs far past this test's timeout, with a 60 s poll read timeout:
+    Cancel still cancels the remote task and raises while the poll hangs."""
+    with WaveSpeedEmulator(KEY, run_seconds=None, hang_seconds=60.0) as emu:
+        emu.inject("result", "hang", 1, seconds=60)
+        slow = RetryPolicy(tries=3, backoff=0.01, read_timeout=60.0, poll_read_timeout=60.0)
+        prov = WaveSpeedProvider(WaveSpeedClient(KEY, api_url=emu.base_url, policy=slow, poll=POLL),
+                                 EP, tmp_path / "state")
+        hooks = FP.FillHooks(cancelled=lambda: emu.count("result") > 0)
+        with pytest.raises(X.RemoteCancelled) as ei:
+            prov.fill(request(), hooks)
+        assert ei.value.request_id in emu.cancelled and emu.billed == []
+        assert emu.count("cancel", method="DELETE") == 1
+        assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancelled"

@@ -25,6 +25,9 @@ provider    FalProvider(client, endpoint, state_dir, force_new=False, deadline_s
             nsfw="raise"|"keep", max_download_bytes=, data_uri_limit=) and WaveSpeedProvider:
             .fill(FillRequest, FillHooks) -> FillResult; .estimate(FillRequest); .prepare(...);
             from_env(endpoint, user_dir, client_kw={...}, **provider_kw); nsfw_message(meta)
+            (prepare(req) then fill(req) with the same object encodes the PNGs once; cancel
+            interrupts polls/uploads/downloads in flight, never a submit; bookkeeping write
+            failures become meta["notes"], never a lost paid result)
 errors      HostedError and subclasses (RemoteCancelled, DeadlineExceeded, NSFWBlocked, ...)
 
 Node-layer recipe (FalFill / WaveSpeedFill):

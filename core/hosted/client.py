@@ -27,15 +27,29 @@ Progress = Callable[[float, str], None]
 class PollSchedule:
     """Seconds between polls: `first` for the first `flat` polls, then times `factor` per
     poll up to `max`; back to `first` whenever the job changes state (so a short job's
-    completion is noticed within ~first seconds, a long one costs ~1 request/s)."""
+    completion is noticed within ~first seconds, a long one costs ~1 request/s).
+
+    While the job reports "step k/N" logs, its end is extrapolated from the step rate; when
+    that end falls before the next regular poll, polls come every `near` seconds from then
+    until `grace` seconds past it (completion is noticed within ~near, not ~first/max)."""
     first: float = 0.1
     factor: float = 1.1
     max: float = 1.0
     flat: int = 30
+    near: float = 0.025
+    grace: float = 0.5
 
     def interval(self, n: int) -> float:
         k = min(max(0, n - self.flat), 200)
         return min(self.max, self.first * (self.factor ** k))
+
+    def next_delay(self, n: int, expected_end: float | None, now: float) -> float:
+        d = self.interval(n)
+        if expected_end is not None:
+            left = expected_end - now
+            if -self.grace < left < d:
+                return max(self.near, left)
+        return d
 
 
 @dataclass
@@ -94,6 +108,7 @@ class QueueClient:
     def wait(self, handle, *, progress: Progress, cancelled, deadline: Deadline) -> dict:
         rid = handle.request_id
         n, last_state, seen_logs = 0, None, 0
+        t_prev, run_start, expected_end = time.monotonic(), None, None
         try:
             while True:
                 if cancelled():
@@ -101,6 +116,10 @@ class QueueClient:
                 if deadline.expired():
                     raise DeadlineExceeded("deadline passed")
                 p = self._poll(handle, deadline, cancelled)
+                now = time.monotonic()
+                if p.state == "running" and run_start is None:   # started between two polls
+                    run_start = (t_prev + now) / 2 if last_state == "queued" else t_prev
+                t_prev = now
                 if p.state != last_state:
                     n, last_state = 0, p.state
                 for line in p.logs[seen_logs:]:
@@ -116,7 +135,10 @@ class QueueClient:
                         text = p.logs[-1][:120]
                         m = _STEP_RE.search(p.logs[-1])
                         if m and int(m.group(2)) > 0:
-                            frac = 0.1 + 0.75 * min(1.0, int(m.group(1)) / int(m.group(2)))
+                            k, total = int(m.group(1)), int(m.group(2))
+                            frac = 0.1 + 0.75 * min(1.0, k / total)
+                            if k > 0:
+                                expected_end = run_start + (now - run_start) * total / min(k, total)
                     progress(frac, f"{self.provider}: {self.t.redact(text)} · {el:.1f}s")
                 elif p.state == "done":
                     progress(0.87, f"{self.provider}: done after {el:.1f}s, fetching result")
@@ -126,7 +148,8 @@ class QueueClient:
                     raise RemoteFailed(self.t.redact(
                         f"{self.provider} request {rid} {p.state}: {p.error or 'no reason given'} "
                         f"(failed jobs are not billed)"), request_id=rid)
-                self.t.sleep(self.poll_schedule.interval(n), deadline, cancelled, "poll")
+                delay = self.poll_schedule.next_delay(n, expected_end, time.monotonic())
+                self.t.sleep(delay, deadline, cancelled, "poll")
                 n += 1
         except RemoteCancelled:
             outcome = self._cancel_quietly(handle)

@@ -119,7 +119,8 @@ class FalClient(QueueClient):
 
     def submit(self, endpoint: str, payload: dict, *, deadline=None, cancelled=None) -> FalHandle:
         _, body = self.t.call("POST", f"{self.queue_url}/{endpoint.strip('/')}", what="submit",
-                              json=payload, retry=fal_submit, deadline=deadline, cancelled=cancelled)
+                              json=payload, retry=fal_submit, deadline=deadline, cancelled=cancelled,
+                              abandonable=False)
         rid = body.get("request_id") if isinstance(body, dict) else None
         if not isinstance(rid, str) or not rid:
             raise TransportError("fal submit: answer has no request_id")
@@ -131,7 +132,8 @@ class FalClient(QueueClient):
     def status(self, handle: FalHandle, *, logs: bool = True, deadline=None, cancelled=None) -> dict:
         sep = "&" if "?" in handle.status_url else "?"
         _, body = self.t.call("GET", handle.status_url + (f"{sep}logs=1" if logs else ""),
-                              what="status", retry=polls, deadline=deadline, cancelled=cancelled)
+                              what="status", retry=polls, deadline=deadline, cancelled=cancelled,
+                              poll=True)
         if not isinstance(body, dict) or "status" not in body:
             raise TransportError("fal status: answer has no status")
         return body
@@ -154,7 +156,7 @@ class FalClient(QueueClient):
 
     def result(self, handle: FalHandle, *, deadline=None, cancelled=None) -> dict:
         _, body = self.t.call("GET", handle.response_url, what="result", retry=polls,
-                              deadline=deadline, cancelled=cancelled)
+                              deadline=deadline, cancelled=cancelled, poll=True)
         if not isinstance(body, dict) or not isinstance(body.get("images"), list):
             raise TransportError(f"fal result of {handle.request_id}: answer has no images list")
         return body

@@ -14,6 +14,7 @@ HostedValidationError (before anything is sent), AuthError, TransportError, …
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,12 +103,34 @@ class HostedProvider:
         self.nsfw = nsfw
         self.max_download_bytes = max_download_bytes
         self.data_uri_limit = self.ep.data_uri_limit if data_uri_limit is None else data_uri_limit
+        self._prepared: dict[int, tuple[FP.FillRequest, Prepared]] = {}
+        self._prepared_lock = threading.Lock()
 
     def __repr__(self):
         return f"{type(self).__name__}({self.ep.id!r}, state_dir={str(self.state_dir)!r})"
 
     # ------------------------------------------------------------------ before the network
     def prepare(self, request: FP.FillRequest) -> Prepared:
+        """Validate and encode. The result is kept for `fill` of this very request object
+        (the node prepares to validate and estimate, then fills: the PNGs are made once)."""
+        t = time.monotonic()
+        prep = self._prepare(request)
+        prep.prepare_s = time.monotonic() - t
+        with self._prepared_lock:
+            self._prepared[id(request)] = (request, prep)
+        return prep
+
+    def _take_prepared(self, request: FP.FillRequest) -> Prepared:
+        with self._prepared_lock:
+            hit = self._prepared.pop(id(request), None)
+        if hit is not None and hit[0] is request:
+            return hit[1]
+        t = time.monotonic()
+        prep = self._prepare(request)
+        prep.prepare_s = time.monotonic() - t
+        return prep
+
+    def _prepare(self, request: FP.FillRequest) -> Prepared:
         params = dict(request.params or {})
         for k in ("prompt", "seed", "num_images"):
             params.pop(k, None)
@@ -145,14 +168,12 @@ class HostedProvider:
         return Prepared(validated, hash_params, image_png, mask_png, size, key, est, extra)
 
     def estimate(self, request: FP.FillRequest) -> pricing.PriceEstimate:
-        return self.prepare(request).estimate
+        return self._prepare(request).estimate
 
     # ------------------------------------------------------------------ the flow
     def fill(self, request: FP.FillRequest, hooks: FP.FillHooks | None = None) -> FP.FillResult:
         hooks = hooks or FP.FillHooks()
-        t = time.monotonic()
-        prep = self.prepare(request)
-        prep.prepare_s = time.monotonic() - t
+        prep = self._take_prepared(request)
         with hash_lock(prep.input_hash):
             if not self.force_new:
                 cached = self._from_cache(prep, request)
@@ -170,12 +191,19 @@ class HostedProvider:
         if handle is None:
             payload = self._payload(prep, hooks, deadline)
         times: dict[str, float] = {}
+        notes: list[str] = []
 
         def on_submitted(h):
             times["submitted"] = time.monotonic() - t0
-            self.journal.record(prep.input_hash, provider=self.name, endpoint=self.ep.id,
-                                request_id=h.request_id, status="pending", urls=h.to_dict(),
-                                estimate_usd=prep.estimate.usd)
+            try:
+                self.journal.record(prep.input_hash, provider=self.name, endpoint=self.ep.id,
+                                    request_id=h.request_id, status="pending", urls=h.to_dict(),
+                                    estimate_usd=prep.estimate.usd)
+            except OSError as e:   # the job is submitted (and billed): keep waiting for it
+                log.warning("%s: journal write failed for request %s: %s", self.name,
+                            h.request_id, e)
+                notes.append(f"journal write failed ({e}): request {h.request_id} was not "
+                             f"recorded; had this run been interrupted it could not be resumed")
 
         try:
             handle, result = self.client.run(self.ep.id, payload, progress=hooks.progress,
@@ -185,7 +213,9 @@ class HostedProvider:
             self._mark(prep, e.request_id, "failed", str(e), handle)
             raise
         except RemoteCancelled as e:
-            if getattr(e, "remote", "") != "ALREADY_COMPLETED":   # a finished job stays resumable
+            # a finished job, or one whose cancel did not get through (it may still finish
+            # and be billed), stays pending: a re-run resumes it instead of paying again
+            if not str(getattr(e, "remote", "")).startswith(("ALREADY_COMPLETED", "cancel failed")):
                 self._mark(prep, e.request_id, "cancelled", str(e), handle)
             raise
         except ResultUnavailable as e:
@@ -198,7 +228,7 @@ class HostedProvider:
             raise
         times["done"] = time.monotonic() - t0
         return self._finish(prep, request, hooks, handle, result, deadline, times, t0,
-                            resumed=pending is not None)
+                            resumed=pending is not None, notes=notes)
 
     def _payload(self, prep: Prepared, hooks, deadline) -> dict:
         hooks.progress(0.01, f"{self.name}: sending inputs")
@@ -224,11 +254,22 @@ class HostedProvider:
 
     def _mark(self, prep, request_id, status, error, handle):
         if request_id:
-            self.journal.record(prep.input_hash, provider=self.name, endpoint=self.ep.id,
-                                request_id=request_id, status=status,
-                                urls=handle.to_dict() if handle else {}, error=error)
+            self._safe(self.journal.record, "journal", prep.input_hash, provider=self.name,
+                       endpoint=self.ep.id, request_id=request_id, status=status,
+                       urls=handle.to_dict() if handle else {}, error=error)
 
-    def _finish(self, prep, request, hooks, handle, result, deadline, times, t0, resumed) -> FP.FillResult:
+    def _safe(self, fn, what: str, *a, **kw) -> str | None:
+        """Bookkeeping that must not cost the user a paid result: an OSError (disk full,
+        permissions) is logged and returned as a note instead of raised."""
+        try:
+            fn(*a, **kw)
+            return None
+        except OSError as e:
+            log.warning("%s: %s write failed: %s", self.name, what, e)
+            return f"{what} write failed: {e}"
+
+    def _finish(self, prep, request, hooks, handle, result, deadline, times, t0, resumed,
+                notes=()) -> FP.FillResult:
         rid = handle.request_id
         urls, flags = self.client.outputs(result)
         files = []
@@ -246,9 +287,9 @@ class HostedProvider:
                                   request_id=rid) from None
         except ResultUnavailable as e:
             cost = self._cost(result, None)
-            self.ledger.append(provider=self.name, endpoint=self.ep.id, request_id=rid,
-                               cost_usd=cost.usd, images=len(urls), input_hash=prep.input_hash,
-                               outputs_lost=True)
+            self._safe(self.ledger.append, "ledger", provider=self.name, endpoint=self.ep.id,
+                       request_id=rid, cost_usd=cost.usd, images=len(urls),
+                       input_hash=prep.input_hash, outputs_lost=True)
             self._mark(prep, rid, "lost", str(e), handle)
             raise ResultUnavailable(f"{self.name} request {rid} completed (and is billed) but an "
                                     f"output could not be downloaded: {e}. Re-running submits a new "
@@ -261,11 +302,19 @@ class HostedProvider:
         sizes = [(a.shape[1], a.shape[0]) for a in arrays]
         cost = self._cost(result, sizes)
         meta = self._meta(prep, request, handle, result, flags, sizes, cost, times, resumed)
-        self.cache.put(prep.input_hash, files, meta)
-        self.ledger.append(provider=self.name, endpoint=self.ep.id, request_id=rid,
-                           cost_usd=cost.usd, images=len(files), input_hash=prep.input_hash)
-        self.journal.record(prep.input_hash, provider=self.name, endpoint=self.ep.id, request_id=rid,
-                            status="completed", urls=handle.to_dict())
+        notes = list(notes)
+        cache_err = self._safe(self.cache.put, "result cache", prep.input_hash, files, meta)
+        notes += [n for n in (cache_err, self._safe(
+            self.ledger.append, "ledger", provider=self.name, endpoint=self.ep.id, request_id=rid,
+            cost_usd=cost.usd, images=len(files), input_hash=prep.input_hash)) if n]
+        if cache_err is None:
+            # only once the outputs are on disk: "completed" means a re-run reads the cache;
+            # without them the entry stays pending, so a re-run fetches the paid result again
+            notes += [n for n in [self._safe(
+                self.journal.record, "journal", prep.input_hash, provider=self.name,
+                endpoint=self.ep.id, request_id=rid, status="completed", urls=handle.to_dict())] if n]
+        if notes:
+            meta["notes"] = notes
         hooks.progress(1.0, f"{self.name}: done")
         return self._check_nsfw(FP.FillResult(_stack(arrays), meta))
 

@@ -4,7 +4,12 @@
 - `Redactor`: removes keys (and `Key …`/`Bearer …` credentials) from any text we raise or log.
 - `RetryPolicy` + `Transport.call`: one HTTP call with (connect, read) timeouts, an overall
   `Deadline`, a caller-chosen retry predicate, exponential backoff with jitter and
-  Retry-After honoured (parsed by urllib3's `Retry`). Cancel is checked between tries.
+  Retry-After honoured (parsed by urllib3's `Retry`). Cancel is checked between tries and,
+  for calls that are safe to abandon (polls, results, uploads, downloads), DURING a try: the
+  request runs on a helper thread while the caller watches `cancelled()`, so a hung poll
+  cannot delay Cancel by a read timeout. Submits are never abandoned (their answer holds the
+  request id of a job that may be billed). Polls also use a shorter read timeout
+  (`RetryPolicy.poll_read_timeout`): they are safe to retry.
 - The Authorization header is attached ONLY to URLs whose origin is one of the provider's
   API origins; downloads (`Transport.download`) never carry it, and follow redirects by hand
   so each hop is re-checked.
@@ -123,6 +128,7 @@ class RetryPolicy:
     retry_after_cap: float = 60.0  # never wait longer than this for Retry-After
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    poll_read_timeout: float = 15.0   # GET status/result: a hung poll is retried, not waited out
 
     def delay(self, attempt: int, resp: requests.Response | None) -> float:
         d = min(self.backoff_cap, self.backoff * (2 ** (attempt - 1))) * random.uniform(*self.jitter)
@@ -259,11 +265,40 @@ class Transport:
             h["Authorization"] = self._extra_origins[o]
         return h
 
-    def _timeout(self, deadline: Deadline | None, what: str):
+    def _timeout(self, deadline: Deadline | None, what: str, read: float | None = None):
         rem = deadline.remaining() if deadline else float("inf")
         if rem <= 0:
             raise DeadlineExceeded(f"{self.provider} {what}: deadline passed")
-        return (min(self.policy.connect_timeout, rem), min(self.policy.read_timeout, rem))
+        read = self.policy.read_timeout if read is None else min(read, self.policy.read_timeout)
+        return (min(self.policy.connect_timeout, rem), min(read, rem))
+
+    def _watched(self, fn, cancelled, deadline: Deadline | None, what: str):
+        """Run `fn()` on a helper thread; return its value or raise its exception, but raise
+        RemoteCancelled / DeadlineExceeded as soon as the caller is cancelled or out of time
+        (checked every 50 ms). An abandoned call ends on its own (read timeout) and its
+        answer is dropped: use only for calls that are safe to abandon."""
+        if cancelled is None and deadline is None:
+            return fn()
+        box: dict = {}
+        done = threading.Event()
+
+        def work():
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"fluxfill-{self.provider}-{what}", daemon=True).start()
+        while not done.wait(0.05):
+            if cancelled is not None and cancelled():
+                raise RemoteCancelled(f"{self.provider} {what}: cancelled")
+            if deadline is not None and deadline.expired():
+                raise DeadlineExceeded(f"{self.provider} {what}: deadline passed")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def sleep(self, seconds: float, deadline: Deadline | None, cancelled, what: str) -> None:
         """Sleep in short slices, watching cancel and the deadline."""
@@ -280,9 +315,12 @@ class Transport:
 
     def call(self, method: str, url: str, *, what: str, retry: RetryPredicate = never,
              deadline: Deadline | None = None, cancelled=None, want_json: bool = True,
-             accept: tuple[int, ...] = (), headers: dict | None = None, **kw):
+             accept: tuple[int, ...] = (), headers: dict | None = None, poll: bool = False,
+             abandonable: bool = True, **kw):
         """One API call. Returns `(response, parsed_json_or_None)` for 2xx and for statuses in
-        `accept`; raises a classified HostedError otherwise (messages redacted)."""
+        `accept`; raises a classified HostedError otherwise (messages redacted).
+        `poll`: use the shorter poll read timeout. `abandonable=False` (submits): never give
+        up on a try in flight, even on cancel — its answer may name a billed job."""
         check_url(url, f"{self.provider} {what}")
         hdrs = self._headers(url, headers)
         attempt = 0
@@ -291,9 +329,13 @@ class Transport:
             if cancelled is not None and cancelled():
                 raise RemoteCancelled(f"{self.provider} {what}: cancelled")
             resp, exc = None, None
+            timeout = self._timeout(deadline, what, self.policy.poll_read_timeout if poll else None)
+
+            def send():
+                return self.session.request(method, url, headers=hdrs, allow_redirects=False,
+                                            timeout=timeout, **kw)
             try:
-                resp = self.session.request(method, url, headers=hdrs, allow_redirects=False,
-                                            timeout=self._timeout(deadline, what), **kw)
+                resp = self._watched(send, cancelled, deadline, what) if abandonable else send()
             except requests.RequestException as e:
                 exc = e
             if resp is not None:
@@ -352,9 +394,15 @@ class Transport:
             if cancelled is not None and cancelled():
                 raise RemoteCancelled(f"{self.provider} {what}: cancelled")
             resp, exc = None, None
+            timeout = self._timeout(deadline, what, self.policy.poll_read_timeout)
+
+            def fetch(url=current):
+                r = self.session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+                if r.status_code == 200:     # the body is read on the helper thread too
+                    return r, self._read_capped(r, max_bytes, what)
+                return r, None
             try:
-                resp = self.session.get(current, stream=True, allow_redirects=False,
-                                        timeout=self._timeout(deadline, what))
+                resp, body = self._watched(fetch, cancelled, deadline, what)
                 if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                     hops += 1
                     if hops > 5:
@@ -363,8 +411,8 @@ class Transport:
                     resp.close()
                     attempt -= 1
                     continue
-                if resp.status_code == 200:
-                    return self._read_capped(resp, max_bytes, what), resp.headers.get("Content-Type", "")
+                if body is not None:
+                    return body, resp.headers.get("Content-Type", "")
             except requests.RequestException as e:
                 exc = e
             if attempt < self.policy.tries and polls(resp, exc):

@@ -86,7 +86,7 @@ class WaveSpeedClient(QueueClient):
         try:
             _, body = self.t.call("POST", f"{self.api_url}/api/v3/{endpoint.strip('/')}",
                                   what="submit", json=payload, retry=positively_refused,
-                                  deadline=deadline, cancelled=cancelled)
+                                  deadline=deadline, cancelled=cancelled, abandonable=False)
         except TransportError as e:
             if e.status is None:        # no HTTP answer (timeout, reset, unreadable)
                 raise SubmitUncertain(
@@ -107,7 +107,7 @@ class WaveSpeedClient(QueueClient):
 
     def prediction(self, handle, *, deadline=None, cancelled=None) -> dict:
         _, body = self.t.call("GET", self._url(handle, "/result"), what="poll", retry=polls,
-                              deadline=deadline, cancelled=cancelled)
+                              deadline=deadline, cancelled=cancelled, poll=True)
         return self._data(body, "poll")
 
     def _poll(self, handle, deadline, cancelled) -> Poll:
