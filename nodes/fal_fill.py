@@ -22,7 +22,7 @@ from ..core.fill_protocol import FillRequest
 from ..core.hosted import endpoints as E
 from ..core.hosted.provider import FalProvider
 from . import hosted_common as H
-from .fill_shape import FILL_OUTPUT_TOOLTIPS, FILL_RETURN_NAMES, FILL_RETURN_TYPES, fill_input_types
+from .fill_shape import FillNode, check_masks, fill_input_types, per_image
 
 NODE = "FalFill"
 ENDPOINTS = E.endpoints_for("fal")
@@ -119,19 +119,14 @@ def _widgets() -> dict:
     }
 
 
-class FalFill:
+class FalFill(FillNode):
     NODE_ID = "FalFill"
     DISPLAY_NAME = "FLUX Fill (fal.ai)"
-    CATEGORY = "FluxFill/fill"
     DESCRIPTION = ("FLUX inpainting/outpainting on fal.ai: FLUX.1 Fill [dev] with LoRAs, [dev] "
                    "inpainting, Fill [pro] or flux-general with ControlNets. One request per source "
                    "image (concurrent), results cached on disk (re-runs are free) and journaled (a "
                    "crash or timeout resumes, never pays twice). Key: FAL_KEY or the FluxFill "
                    "settings, never a widget.")
-    FUNCTION = "fill"
-    RETURN_TYPES = FILL_RETURN_TYPES
-    RETURN_NAMES = FILL_RETURN_NAMES
-    OUTPUT_TOOLTIPS = FILL_OUTPUT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -162,10 +157,10 @@ class FalFill:
                  controlnet_unions=controlnet_unions, sync_mode=sync_mode)
         ep = E.get(endpoint)
         count = image.shape[0]
-        masks = H.per_image(mask, count, "mask", NODE)
-        H.check_masks(masks, NODE)
-        fills = H.per_image(fill_image, count, "fill_image", NODE) if fill_image is not None else None
-        controls = H.per_image(control_image, count, "control_image", NODE) if control_image is not None else None
+        masks = per_image(mask, count, "mask", NODE)
+        check_masks(masks, image, NODE, paid=True)
+        fills = per_image(fill_image, count, "fill_image", NODE) if fill_image is not None else None
+        controls = per_image(control_image, count, "control_image", NODE) if control_image is not None else None
         base, ignored = widget_params(ep, w, lora_stack, fill_image is not None)
         requests = []
         for i in range(count):

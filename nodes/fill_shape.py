@@ -2,8 +2,9 @@
 
 Same leading inputs and the same outputs, so a graph (UI or API format) switches between
 local and hosted fills by swapping one node: links by name and by socket stay valid.
-Each fill node builds its INPUT_TYPES with `fill_input_types(required=..., optional=...)`
-and declares RETURN_TYPES = FILL_RETURN_TYPES, RETURN_NAMES = FILL_RETURN_NAMES.
+Each fill node derives from `FillNode` (category, function, outputs) and builds its
+INPUT_TYPES with `fill_input_types(required=..., optional=...)`; `per_image` and
+`check_masks` are the batch rules all three apply before any work (or money) is spent.
 """
 
 SEED_MAX = 2147483647  # the narrowest provider range (WaveSpeed) bounds every fill node
@@ -45,3 +46,34 @@ def fill_input_types(required=None, optional=None, hidden=None):
     if hidden:
         out["hidden"] = hidden
     return out
+
+
+class FillNode:
+    """Base of the three fill nodes: what makes them interchangeable in a graph."""
+    CATEGORY = "FluxFill/fill"
+    FUNCTION = "fill"
+    RETURN_TYPES = FILL_RETURN_TYPES
+    RETURN_NAMES = FILL_RETURN_NAMES
+    OUTPUT_TOOLTIPS = FILL_OUTPUT_TOOLTIPS
+
+
+def per_image(tensor, count: int, what: str, node: str) -> list:
+    """One [H, W, ...] slice per source image: a batch of 1 is shared, a batch of `count` is N:N."""
+    if what == "mask" and tensor.ndim == 2:
+        tensor = tensor[None]
+    if tensor.shape[0] not in (1, count):
+        raise ValueError(f"{node}: {what} has a batch of {tensor.shape[0]} for {count} images. "
+                         f"Give one {what} for all images or one per image.")
+    return [tensor[i if tensor.shape[0] == count else 0] for i in range(count)]
+
+
+def check_masks(masks, image, node: str, paid: bool = False):
+    """Refuse an empty mask before anything runs (or is paid): there would be nothing to fill."""
+    for i, m in enumerate(masks):
+        if not bool((m > 0).any()):
+            size = (f" ({m.shape[1]}x{m.shape[0]}, not the image's {image.shape[2]}x{image.shape[1]}: "
+                    "what LoadImage gives for an image without alpha)" if m.shape != image.shape[1:3] else "")
+            cost = ", and a hosted request would still be paid" if paid else ""
+            raise ValueError(f"{node}: the mask of image {i} is empty{size}, so there is nothing to "
+                             f"fill{cost}. Paint the area in the mask editor (right-click Load Image > "
+                             "Open in MaskEditor) or use MaskPrep's outpaint padding.")

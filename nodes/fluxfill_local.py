@@ -6,28 +6,8 @@ import torch
 
 from ..core import lora_list
 from ..core.fill_protocol import FillHooks, FillRequest, report_json, run_batch
-from .fill_shape import FILL_OUTPUT_TOOLTIPS, FILL_RETURN_NAMES, FILL_RETURN_TYPES, fill_input_types
+from .fill_shape import FillNode, check_masks, fill_input_types, per_image
 from .local_provider import LocalFillProvider
-
-
-def per_image(tensor, count: int, what: str, fix: str):
-    """One [H, W, ...] slice per source image: a batch of 1 is shared, a batch of `count` is N:N."""
-    if what == "mask" and tensor.ndim == 2:
-        tensor = tensor[None]
-    if tensor.shape[0] not in (1, count):
-        raise ValueError(f"FluxFillLocal: {what} has a batch of {tensor.shape[0]} for {count} images. {fix}")
-    return [tensor[i if tensor.shape[0] == count else 0] for i in range(count)]
-
-
-def check_masks(masks, image):
-    """Refuse an empty mask before any sampling: there would be nothing to fill."""
-    for i, m in enumerate(masks):
-        if not bool((m > 0).any()):
-            size = (f" ({m.shape[1]}x{m.shape[0]}, not the image's {image.shape[2]}x{image.shape[1]}: "
-                    "what LoadImage gives for an image without alpha)" if m.shape != image.shape[1:3] else "")
-            raise ValueError(f"FluxFillLocal: the mask of image {i} is empty{size}, so there is nothing to "
-                             "fill. Paint the area in the mask editor (right-click Load Image > Open in "
-                             "MaskEditor) or use MaskPrep's outpaint padding.")
 
 
 def _progress_text(unique_id):
@@ -41,18 +21,13 @@ def _progress_text(unique_id):
     return send
 
 
-class FluxFillLocal:
+class FluxFillLocal(FillNode):
     NODE_ID = "FluxFillLocal"
     DISPLAY_NAME = "FLUX Fill (local)"
-    CATEGORY = "FluxFill/fill"
     DESCRIPTION = ("FLUX.1 Fill [dev] inpainting/outpainting on this machine with ComfyUI's own model "
                    "management. Same result as the official Fill template graph (CLIPTextEncode, "
                    "FluxGuidance, InpaintModelConditioning, DifferentialDiffusion, KSampler cfg 1, "
                    "VAEDecode), in one node, with batches, LoRA stacks and paste-back.")
-    FUNCTION = "fill"
-    RETURN_TYPES = FILL_RETURN_TYPES
-    RETURN_NAMES = FILL_RETURN_NAMES
-    OUTPUT_TOOLTIPS = FILL_OUTPUT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -102,9 +77,9 @@ class FluxFillLocal:
                                      differential_diffusion=differential_diffusion, paste_back=paste_back,
                                      lora_loaders=self._lora_loaders)
         count = image.shape[0]
-        masks = per_image(mask, count, "mask", "Give one mask for all images or one per image.")
-        check_masks(masks, image)
-        fills = (per_image(fill_image, count, "fill_image", "Give one fill_image or one per image.")
+        masks = per_image(mask, count, "mask", self.NODE_ID)
+        check_masks(masks, image, self.NODE_ID)
+        fills = (per_image(fill_image, count, "fill_image", self.NODE_ID)
                  if fill_image is not None else [None] * count)
         loras = list(lora_stack or [])
         requests = [FillRequest(image=image[i], mask=masks[i], prompt=prompt, seed=seed, num_images=num_images,

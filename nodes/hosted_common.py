@@ -33,25 +33,6 @@ def user_dir() -> str:
     return folder_paths.get_user_directory()
 
 
-def per_image(tensor, count: int, what: str, node: str):
-    """One slice per source image: a batch of 1 is shared, a batch of `count` goes 1:1."""
-    if what in ("mask",) and tensor.ndim == 2:
-        tensor = tensor[None]
-    if tensor.shape[0] not in (1, count):
-        raise ValueError(f"{node}: {what} has a batch of {tensor.shape[0]} for {count} image(s). "
-                         f"Give one {what} for all images or one per image.")
-    return [tensor[i if tensor.shape[0] == count else 0] for i in range(count)]
-
-
-def check_masks(masks, node: str):
-    for i, m in enumerate(masks):
-        if float(m.max()) <= 0.0:
-            raise ValueError(
-                f"{node}: mask {i + 1} is empty (all 0): there is nothing to fill, and a hosted "
-                f"request would still be paid. LoadImage gives an empty 64x64 mask when the image "
-                f"has no alpha: paint the mask in the mask editor, or build it with MaskPrep.")
-
-
 def make_provider(cls, node: str, endpoint: str, *, force_new: bool, timeout_s: float):
     """The core provider with the key and state from ComfyUI's user directory."""
     provider = cls.name

@@ -10,7 +10,7 @@ from ..core.fill_protocol import FillRequest
 from ..core.hosted import endpoints as E
 from ..core.hosted.provider import WaveSpeedProvider
 from . import hosted_common as H
-from .fill_shape import FILL_OUTPUT_TOOLTIPS, FILL_RETURN_NAMES, FILL_RETURN_TYPES, fill_input_types
+from .fill_shape import FillNode, check_masks, fill_input_types, per_image
 
 NODE = "WaveSpeedFill"
 ENDPOINT = "wavespeed-ai/flux-fill-dev"
@@ -24,19 +24,14 @@ def _side(name: str) -> tuple:
                     f"fit too (MaskPrep with max_side {SIDE_MAX} makes sure of that)."})
 
 
-class WaveSpeedFill:
+class WaveSpeedFill(FillNode):
     NODE_ID = "WaveSpeedFill"
     DISPLAY_NAME = "FLUX Fill (WaveSpeedAI)"
-    CATEGORY = "FluxFill/fill"
     DESCRIPTION = ("FLUX.1 Fill [dev] on WaveSpeedAI (wavespeed-ai/flux-fill-dev, $0.035 per image, "
                    "256-1536 px per side, up to 3 LoRAs). One request per source image (concurrent), "
                    "results cached on disk (re-runs are free) and journaled (a crash or timeout "
                    "resumes, never pays twice). Key: WAVESPEED_API_KEY or the FluxFill settings, "
                    "never a widget.")
-    FUNCTION = "fill"
-    RETURN_TYPES = FILL_RETURN_TYPES
-    RETURN_NAMES = FILL_RETURN_NAMES
-    OUTPUT_TOOLTIPS = FILL_OUTPUT_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -70,8 +65,8 @@ class WaveSpeedFill:
              enable_safety_checker, force_new, max_concurrency, timeout_s, lora_stack=None, unique_id=None):
         t0 = time.monotonic()
         count, in_h, in_w = image.shape[0], image.shape[1], image.shape[2]
-        masks = H.per_image(mask, count, "mask", NODE)
-        H.check_masks(masks, NODE)
+        masks = per_image(mask, count, "mask", NODE)
+        check_masks(masks, image, NODE, paid=True)
         size = output_size(width, height, in_w, in_h)
         try:
             loras = lora_list.hosted_loras(lora_stack) if lora_stack else []
