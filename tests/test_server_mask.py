@@ -7,16 +7,22 @@ from PIL import Image
 from comfy_host import execution_error
 
 
-def test_object_info_lists_the_nodes_with_tooltips(comfy_server):
+def test_object_info_lists_the_six_nodes_with_tooltips(comfy_server):
     info = comfy_server.object_info()
-    for node_id in ("MaskPrep", "PasteBack"):
+    categories = {"MaskPrep": "FluxFill/mask", "PasteBack": "FluxFill/mask", "FluxFillLocal": "FluxFill/fill",
+                  "FalFill": "FluxFill/fill", "WaveSpeedFill": "FluxFill/fill", "LoraStack": "FluxFill/lora"}
+    for node_id, category in categories.items():
         assert node_id in info, f"{node_id} not registered:\n{comfy_server.log_tail()}"
         node = info[node_id]
-        assert node["category"] == "FluxFill/mask" and node["description"]
+        assert node["category"] == category and node["description"] and node["python_module"].startswith("custom_nodes.")
         for section in ("required", "optional"):
             for name, spec in node["input"].get(section, {}).items():
                 assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
     assert info["MaskPrep"]["output"] == ["IMAGE", "MASK", "STITCH"]
+    for fill in ("FluxFillLocal", "FalFill", "WaveSpeedFill"):     # one shape: swap a node, keep the links
+        assert info[fill]["output"] == ["IMAGE", "STRING"] and info[fill]["output_name"] == ["images", "report"]
+        assert list(info[fill]["input"]["required"])[:5] == ["image", "mask", "prompt", "seed", "num_images"]
+        assert "lora_stack" in info[fill]["input"]["optional"]
     assert "stitch" in info["PasteBack"]["input"]["optional"]
     failed = [ln for ln in comfy_server.log_text().splitlines() if "IMPORT FAILED" in ln and "FluxFill" in ln]
     assert not failed, "\n".join(failed)
