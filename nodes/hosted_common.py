@@ -188,6 +188,7 @@ def build_report(provider: str, node: str, endpoint: str, results, *, estimate, 
         elif r.meta.get("resumed"):
             notes.append(f"image {i}: resumed request {r.meta.get('request_id')} from the journal "
                          f"(not paid twice)")
+        notes.extend(f"image {i}: {n}" for n in r.meta.get("notes", []))
     return report_json(provider, results, node=node, endpoint=endpoint, requests=len(results),
                        request_ids=[r.meta.get("request_id") for r in results],
                        seeds=[r.meta.get("seeds") for r in results],

@@ -112,6 +112,20 @@ def test_journal_latest_state_wins_and_torn_lines_are_skipped(tmp_path):
     assert j2.pending(h) is None and j2.latest(h)["status"] == "completed"
 
 
+@pytest.mark.parametrize("status,resumable", [("pending", True), ("cancel_requested", True),
+                                               ("cancelled", False), ("failed", False),
+                                               ("expired", False), ("lost", False), ("uncertain", False)])
+def test_journal_resumes_pending_and_cancel_requested_only(tmp_path, status, resumable):
+    """A running job the user cancelled may still finish and be billed: "cancel_requested"
+    is resumed like "pending"; confirmed stops and uncertain submits (no id) are not."""
+    j = Journal(tmp_path)
+    h = input_hash("wavespeed", "e", {"seed": 2})
+    j.record(h, provider="wavespeed", endpoint="e", request_id="r1", status="pending")
+    j.record(h, provider="wavespeed", endpoint="e", status=status,
+             request_id=None if status == "uncertain" else "r1")
+    assert (j.pending(h) is not None) is resumable
+
+
 def test_input_hash_is_canonical_and_seed_sensitive():
     a = input_hash("fal", "e", {"x": 1, "seed": 2, "l": [{"p": 1, "s": 2}]})
     assert a == input_hash("fal", "e", {"seed": 2, "l": [{"s": 2, "p": 1}], "x": 1})

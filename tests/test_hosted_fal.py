@@ -426,8 +426,10 @@ def test_cancel_acts_during_a_hung_poll():
             prov.fill(request(), _cancel_once(emu, "status"))
         rid = ei.value.request_id
         assert rid in emu.cancelled and emu.jobs[rid].cancelled and emu.billed == []
-        assert emu.count("status") == 1          # the one hung poll: cancel did not wait it out
-        assert [c["route"] for c in emu.calls][-1] == "cancel"
+        # the one hung poll (cancel did not wait it out), the cancel, then one status check
+        # that confirms the job stopped: only then is the entry terminal
+        assert emu.count("status") == 2
+        assert [c["route"] for c in emu.calls][-2:] == ["cancel", "status"]
         assert Journal(tmp).entries()[-1]["status"] == "cancelled"
 
 
@@ -489,3 +491,87 @@ def test_a_cancel_that_did_not_get_through_stays_resumable(emu, tmp_path):
     res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
     assert res.meta["resumed"] and res.meta["request_id"] == rid
     assert emu.count("submit") == 1 and len(emu.billed) == 1
+
+
+# ---------------------------------------------------------------- cancel of a running job: resumable until confirmed
+def test_cancel_confirmed_by_the_provider_is_terminal_and_a_rerun_submits_anew(emu, tmp_path):
+    emu.next_job(run_seconds=None)
+    flag, hooks = _cancel_when("Starting inference")
+    with pytest.raises(X.RemoteCancelled) as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    rid = ei.value.request_id
+    assert ei.value.remote_state == "cancelled"          # the status check after the cancel
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancelled"
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert res.meta["request_id"] != rid and not res.meta["resumed"]
+    assert emu.count("submit") == 2 and [b["request_id"] for b in emu.billed] == [res.meta["request_id"]]
+
+
+def test_cancel_not_honoured_the_rerun_returns_that_jobs_result(emu, tmp_path):
+    """fal only signals a running job: this one finishes and is billed anyway. The entry
+    stays resumable ("cancel_requested"), so the re-run fetches it instead of paying again."""
+    emu.honour_cancel = False
+    emu.next_job(run_seconds=None)
+    flag, hooks = _cancel_when("Starting inference")
+    with pytest.raises(X.RemoteCancelled, match="may still finish and be billed") as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    rid = ei.value.request_id
+    assert rid in emu.cancelled and not emu.jobs[rid].cancelled
+    last = Journal(tmp_path / "state").entries()[-1]
+    assert last["status"] == "cancel_requested" and last["request_id"] == rid
+    emu.finish_job(rid)
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert res.meta["request_id"] == rid and res.meta["resumed"]
+    assert any("cancelled earlier but completed" in n for n in res.meta["notes"])
+    assert emu.count("submit") == 1 and [b["request_id"] for b in emu.billed] == [rid]
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "completed"
+    again = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert again.meta["cached"] and emu.count("submit") == 1 and len(Ledger(tmp_path / "state").entries()) == 1
+
+
+@pytest.mark.parametrize("rerun_fault", [None, "404"])
+def test_unconfirmed_cancel_that_did_stop_the_job_then_a_rerun_submits_anew(emu, tmp_path, rerun_fault):
+    """The status check after the cancel gets no answer: the entry stays "cancel_requested".
+    The re-run learns the job was cancelled (or is unknown: 404), marks it terminal and submits
+    once more; only the new job is billed."""
+    emu.next_job(run_seconds=None)
+    flag = threading.Event()
+
+    def progress(f, text):
+        if "Starting inference" in text and not flag.is_set():
+            emu.inject("status", "500", 10)          # the check after the cancel fails
+            flag.set()
+    with pytest.raises(X.RemoteCancelled) as ei:
+        provider(emu, tmp_path).fill(request(), FP.FillHooks(progress=progress, cancelled=flag.is_set))
+    rid = ei.value.request_id
+    assert emu.jobs[rid].cancelled and ei.value.remote_state == "unknown"
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancel_requested"
+    emu.clear_faults()
+    if rerun_fault:
+        emu.inject("status", rerun_fault, 1)
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert res.meta["request_id"] != rid and emu.count("submit") == 2
+    assert any(f"request {rid}, cancelled earlier" in n for n in res.meta["notes"])
+    assert [b["request_id"] for b in emu.billed] == [res.meta["request_id"]]
+    first = [e for e in Journal(tmp_path / "state").entries() if e["request_id"] == rid]
+    assert first[-1]["status"] == ("expired" if rerun_fault else "cancelled")
+
+
+def test_a_submit_gets_a_sane_time_even_near_the_deadline():
+    from fluxfill.core.hosted.client import MIN_SUBMIT_S, submit_deadline
+    from fluxfill.core.hosted.transport import Deadline, Transport
+    t = Transport("fal", ["https://queue.fal.run"], "Key k", policy=RetryPolicy(read_timeout=60.0))
+    near = Deadline(0.05)
+    connect, read = t._timeout(submit_deadline(near), "submit")
+    assert read >= MIN_SUBMIT_S - 1 and MIN_SUBMIT_S >= 30
+    far = Deadline(600)
+    assert submit_deadline(far) is far and t._timeout(far, "submit")[1] == 60.0
+    passed = Deadline(0.0)
+    with pytest.raises(X.DeadlineExceeded):        # a passed deadline sends nothing
+        t._timeout(submit_deadline(passed), "submit")

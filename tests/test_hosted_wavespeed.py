@@ -174,6 +174,11 @@ def test_cancel(emu, tmp_path, when, plan):
         provider(emu, tmp_path).fill(request(), hooks)
     assert ei.value.request_id in emu.cancelled and emu.billed == []
     assert emu.count("cancel", method="DELETE") == 1
+    # the status check after the DELETE confirms it stopped: terminal, a re-run submits anew
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancelled"
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert res.meta["request_id"] != ei.value.request_id and emu.count("submit") == 2
+    assert [b["request_id"] for b in emu.billed] == [res.meta["request_id"]]
 
 
 def test_deadline_then_resume_bills_once(emu, tmp_path, caplog):
@@ -205,3 +210,64 @@ def test_cancel_acts_during_a_hung_poll(tmp_path):
         assert ei.value.request_id in emu.cancelled and emu.billed == []
         assert emu.count("cancel", method="DELETE") == 1
         assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancelled"
+
+
+# ---------------------------------------------------------------- a DELETE that came too late; uncertain submits
+def test_cancel_not_honoured_the_rerun_returns_that_tasks_result(emu, tmp_path):
+    emu.honour_cancel = False
+    emu.next_job(run_seconds=None)
+    flag = threading.Event()
+    hooks = FP.FillHooks(progress=lambda f, t: flag.set() if "running" in t else None, cancelled=flag.is_set)
+    with pytest.raises(X.RemoteCancelled, match="may still finish and be billed") as ei:
+        provider(emu, tmp_path).fill(request(), hooks)
+    rid = ei.value.request_id
+    assert rid in emu.cancelled and Journal(tmp_path / "state").entries()[-1]["status"] == "cancel_requested"
+    emu.finish_job(rid)
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert res.meta["request_id"] == rid and res.meta["resumed"]
+    assert any("cancelled earlier but completed" in n for n in res.meta["notes"])
+    assert emu.count("submit") == 1 and [b["request_id"] for b in emu.billed] == [rid]
+    assert provider(emu, tmp_path).fill(req, FP.FillHooks()).meta["cached"]
+
+
+def test_unconfirmed_cancel_that_did_stop_the_task_then_a_rerun_submits_anew(emu, tmp_path):
+    emu.next_job(run_seconds=None)
+    flag = threading.Event()
+
+    def progress(f, text):
+        if "running" in text and not flag.is_set():
+            emu.inject("result", "500", 10)          # the check after the DELETE fails
+            flag.set()
+    with pytest.raises(X.RemoteCancelled) as ei:
+        provider(emu, tmp_path).fill(request(), FP.FillHooks(progress=progress, cancelled=flag.is_set))
+    rid = ei.value.request_id
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancel_requested"
+    emu.clear_faults()
+    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    assert res.meta["request_id"] != rid and emu.count("submit") == 2
+    assert any(f"request {rid}, cancelled earlier" in n for n in res.meta["notes"])
+    assert [b["request_id"] for b in emu.billed] == [res.meta["request_id"]]
+    assert [e for e in Journal(tmp_path / "state").entries() if e["request_id"] == rid][-1]["status"] == "cancelled"
+
+
+def test_an_uncertain_submit_is_journaled_and_noted_on_the_rerun(emu, tmp_path):
+    """drop-response: the task IS created, then the connection is reset. Nothing is re-sent;
+    the journal records "uncertain"; the message says what that means; the re-run (a new
+    task: WaveSpeed cannot list tasks) carries a note about the earlier submit."""
+    emu.inject("submit", "drop-response", 1)
+    with pytest.raises(X.SubmitUncertain) as ei:
+        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    msg = str(ei.value)
+    assert "NOT sent again" in msg and "may have been created and billed" in msg
+    assert "no way to look a task up without its id" in msg and "submits a NEW task" in msg
+    assert KEY not in msg and len(emu.jobs) == 1 and emu.count("submit") == 1
+    last = Journal(tmp_path / "state").entries()[-1]
+    assert last["status"] == "uncertain" and last["request_id"] is None and last["provider"] == "wavespeed"
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    assert_filled(res, req)
+    assert emu.count("submit") == 2 and res.meta["input_hash"] == last["input_hash"]
+    assert any("earlier submit of these same inputs" in n for n in res.meta["notes"])
+    assert provider(emu, tmp_path).fill(req, FP.FillHooks()).meta["cached"]   # noted once, then cached

@@ -4,7 +4,14 @@ A subclass provides `submit`, `_poll(handle) -> Poll`, `result(handle)`, `cancel
 `run()` submits (or resumes a given handle), hands the handle to `on_submitted` at once
 (the journal write), then polls with a short-then-growing interval, reporting progress,
 checking `cancelled()` every loop and the overall deadline; on cancel it cancels the remote
-job and raises RemoteCancelled; on deadline it raises DeadlineExceeded naming the request.
+job, asks once for its state (`RemoteCancelled.remote_state`: "cancelled"/"failed"/"gone"
+mean it surely stopped unbilled; "running"/"queued"/"unknown" mean it may still finish and
+be billed) and raises RemoteCancelled; on deadline it raises DeadlineExceeded naming the
+request.
+
+The submit always gets at least MIN_SUBMIT_S of time (`submit_deadline`), even when the
+overall deadline is nearly spent: a submit cut short by a tiny read timeout may still have
+created a (billed) job whose id is then lost.
 """
 from __future__ import annotations
 
@@ -14,11 +21,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import DeadlineExceeded, HostedError, RemoteCancelled
+from .errors import DeadlineExceeded, HostedError, RemoteCancelled, ResultUnavailable
 from .transport import Deadline, Transport
 
 log = logging.getLogger("fluxfill.hosted")
 _STEP_RE = re.compile(r"(\d+)\s*/\s*(\d+)")
+MIN_SUBMIT_S = 30.0        # the least time (read timeout included) a submit is given
+CANCEL_CHECK_S = 5.0       # the one status check after a cancel
+
+
+def submit_deadline(deadline: Deadline, minimum: float = MIN_SUBMIT_S) -> Deadline:
+    """The deadline for a submit: the overall one, but never less than `minimum` seconds
+    left (so its read timeout is sane). A deadline already passed stays passed: nothing is
+    sent then."""
+    rem = deadline.remaining()
+    if rem <= 0 or rem >= minimum:
+        return deadline
+    return Deadline(minimum)
 
 Progress = Callable[[float, str], None]
 
@@ -98,7 +117,8 @@ class QueueClient:
             deadline = Deadline(deadline)
         if handle is None:
             progress(0.02, f"{self.provider}: submitting to {endpoint}")
-            handle = self.submit(endpoint, payload, deadline=deadline, cancelled=cancelled)
+            handle = self.submit(endpoint, payload, deadline=submit_deadline(deadline),
+                                 cancelled=cancelled)
             if on_submitted is not None:
                 on_submitted(handle)
         else:
@@ -145,17 +165,26 @@ class QueueClient:
                     return self.result(handle, deadline=deadline, cancelled=cancelled)
                 elif p.state in ("failed", "cancelled"):
                     from .errors import RemoteFailed
-                    raise RemoteFailed(self.t.redact(
+                    err = RemoteFailed(self.t.redact(
                         f"{self.provider} request {rid} {p.state}: {p.error or 'no reason given'} "
                         f"(failed jobs are not billed)"), request_id=rid)
+                    err.state = p.state
+                    raise err
                 delay = self.poll_schedule.next_delay(n, expected_end, time.monotonic())
                 self.t.sleep(delay, deadline, cancelled, "poll")
                 n += 1
         except RemoteCancelled:
             outcome = self._cancel_quietly(handle)
-            err = RemoteCancelled(f"{self.provider} request {rid} cancelled (remote: {outcome})",
-                                  request_id=rid)
-            err.remote = outcome
+            state = "unknown"
+            if not outcome.startswith(("ALREADY_COMPLETED", "cancel failed")):
+                state = self.state_after_cancel(handle)
+            text = f"{self.provider} request {rid} cancelled (remote: {outcome})"
+            if state not in ("cancelled", "failed", "gone"):
+                text += ("; the provider has not confirmed it stopped: it may still finish and be "
+                         "billed, so it stays in the journal and a re-run of the same inputs "
+                         "fetches its result instead of paying again")
+            err = RemoteCancelled(text, request_id=rid)
+            err.remote, err.remote_state = outcome, state
             raise err from None
         except DeadlineExceeded:
             raise DeadlineExceeded(
@@ -166,6 +195,18 @@ class QueueClient:
             if e.request_id is None:
                 e.request_id = rid
             raise
+
+    def state_after_cancel(self, handle) -> str:
+        """One status check right after a cancel: the Poll state ("cancelled" when the
+        provider removed/stopped the job), "gone" (404/410) or "unknown" (no answer)."""
+        try:
+            return self._poll(handle, Deadline(CANCEL_CHECK_S), None).state
+        except ResultUnavailable as e:
+            return "gone" if e.status in (404, 410) else "unknown"
+        except Exception as e:  # noqa: BLE001 - unknown: the entry stays resumable
+            log.info("%s: state of %s after cancel unknown: %s", self.provider, handle.request_id,
+                     self.t.redact(e))
+            return "unknown"
 
     def _cancel_quietly(self, handle) -> str:
         try:

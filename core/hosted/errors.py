@@ -8,10 +8,14 @@ HostedError                      base class (``.request_id`` when a remote job e
 ├─ AuthError                     401/403 from the provider
 ├─ RemoteRejected                the provider refused the input (422 / 4xx)
 ├─ RemoteFailed                  the job ran and failed (not billed)
-├─ RemoteCancelled               the user cancelled; the remote job was cancelled too
+├─ RemoteCancelled               the user cancelled; the remote job was asked to stop too
+│                                (.remote: the cancel answer; .remote_state: its state after,
+│                                "cancelled"/"failed"/"gone" = stopped, else it may still
+│                                finish and be billed: journal "cancel_requested", resumable)
 ├─ DeadlineExceeded              the overall deadline passed; the journal entry stays pending
 ├─ TransportError                retries exhausted / timeouts / malformed answers
-│  └─ SubmitUncertain            a submit whose answer was lost (WaveSpeed: never re-sent)
+│  └─ SubmitUncertain            a submit whose answer was lost (WaveSpeed: never re-sent;
+│                                journaled "uncertain"; the next run of the inputs notes it)
 ├─ ResultUnavailable             the result or an output URL is gone (404)
 └─ NSFWBlocked                   outputs flagged by the provider's safety checker
 """

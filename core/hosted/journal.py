@@ -5,8 +5,12 @@ All three live in one state directory (the node layer passes `<ComfyUI user dir>
 - `Journal` (`hosted_journal.jsonl`): one JSON line per state change of a remote request —
   {ts, input_hash, provider, endpoint, request_id, status, urls, error}. `status` is
   "pending" (written the moment the submit answer arrives, before polling), "completed",
-  "failed" or "cancelled". The latest line per input hash wins; `pending(hash)` finds a
-  request to resume after a crash or an expired deadline instead of paying again.
+  "failed", "cancelled" (the provider confirmed the job stopped: not billed), "expired" /
+  "lost", "cancel_requested" (a running job was asked to stop; it may still finish and be
+  billed) or "uncertain" (a submit whose answer was lost; no request id is known). The
+  latest line per input hash wins; `pending(hash)` finds a request to resume ("pending" or
+  "cancel_requested") after a crash, an expired deadline or a Cancel, instead of paying
+  again.
 - `ResultCache` (`cache/<hash>/`): the downloaded output bytes (`0.png`, `1.jpg`, …) and
   `meta.json`, written atomically; a re-run after a restart costs nothing.
 - `Ledger` (`ledger.jsonl`): one line per paid result (request id, endpoint, cost).
@@ -98,10 +102,13 @@ class Journal:
                     found = rec
             return found
 
+    RESUMABLE = ("pending", "cancel_requested")
+
     def pending(self, input_hash: str) -> dict | None:
-        """The request to resume for these inputs, if its latest state is pending."""
+        """The request to resume for these inputs: its latest state is "pending" or
+        "cancel_requested" (a cancelled running job may still complete and be billed)."""
         rec = self.latest(input_hash)
-        return rec if rec and rec.get("status") == "pending" else None
+        return rec if rec and rec.get("status") in self.RESUMABLE and rec.get("request_id") else None
 
     def entries(self) -> list[dict]:
         with self._lock:

@@ -3,12 +3,16 @@
 `fill(request, hooks)` for one source image:
   validate params (endpoints table) → encode image/mask (PNG; mask "L", image-sized) →
   input hash → cached result? return it (free) → pending journal entry? resume that request
+  (an entry "cancel_requested" — a running job the user cancelled, which may have finished
+  and been billed anyway — is resumed too: its result if it completed, else a new submit)
   → else data URI or upload, submit, journal "pending" at once → poll (progress, cancel,
   deadline) → download (size cap, safe decode) → cache + ledger + journal "completed" →
   FillResult(images [n,H,W,3] float, meta).
 
-Errors: RemoteCancelled (node → interrupt), DeadlineExceeded (entry stays pending: re-run
-resumes), RemoteFailed (not billed), NSFWBlocked (with `.result`, when nsfw="raise"),
+Errors: RemoteCancelled (node → interrupt; the entry becomes "cancelled" only when the
+provider confirms the job stopped), DeadlineExceeded (entry stays pending: re-run resumes),
+SubmitUncertain (WaveSpeed submit without an answer: journaled "uncertain", noted on the next
+run of the same inputs), RemoteFailed (not billed), NSFWBlocked (with `.result`, when nsfw="raise"),
 HostedValidationError (before anything is sent), AuthError, TransportError, …
 """
 from __future__ import annotations
@@ -28,7 +32,7 @@ from . import endpoints as E
 from . import images as I
 from . import pricing
 from .errors import (DeadlineExceeded, HostedError, HostedValidationError, NSFWBlocked,
-                     RemoteCancelled, RemoteFailed, ResultUnavailable)
+                     RemoteCancelled, RemoteFailed, ResultUnavailable, SubmitUncertain)
 from .fal import FalClient, FalHandle
 from .journal import Journal, Ledger, ResultCache, hash_lock, input_hash
 from .transport import Deadline
@@ -82,6 +86,7 @@ def _merge_loras(endpoint: E.Endpoint, stack, params: dict) -> list:
 class HostedProvider:
     """Shared flow; subclasses bind the client and handle types."""
     name = "?"
+    label = "?"                     # the provider's name in messages
     handle_type: Any = None
 
     def __init__(self, client, endpoint: str, state_dir: str | Path, *, force_new: bool = False,
@@ -185,15 +190,23 @@ class HostedProvider:
     def _fill_remote(self, prep: Prepared, request, hooks) -> FP.FillResult:
         deadline = Deadline(self.deadline_s)
         t0 = time.monotonic()
+        notes: list[str] = []
         pending = None if self.force_new else self.journal.pending(prep.input_hash)
+        if pending is not None and pending.get("status") == "cancel_requested":
+            done = self._resume_cancelled(prep, request, hooks, pending, deadline, t0, notes)
+            if done is not None:
+                return done
+            pending = None                       # it surely stopped unbilled: submit anew
         handle = self.handle_type.from_dict(pending["urls"]) if pending else None
         payload = None
         if handle is None:
+            notes += self._uncertain_note(prep)
             payload = self._payload(prep, hooks, deadline)
         times: dict[str, float] = {}
-        notes: list[str] = []
 
         def on_submitted(h):
+            nonlocal handle
+            handle = h                 # the journal marks below need its URLs
             times["submitted"] = time.monotonic() - t0
             try:
                 self.journal.record(prep.input_hash, provider=self.name, endpoint=self.ep.id,
@@ -209,14 +222,13 @@ class HostedProvider:
             handle, result = self.client.run(self.ep.id, payload, progress=hooks.progress,
                                              cancelled=hooks.cancelled, deadline=deadline,
                                              on_submitted=on_submitted, handle=handle)
+        except SubmitUncertain as e:
+            raise self._submit_uncertain(prep, e) from None
         except RemoteFailed as e:
             self._mark(prep, e.request_id, "failed", str(e), handle)
             raise
         except RemoteCancelled as e:
-            # a finished job, or one whose cancel did not get through (it may still finish
-            # and be billed), stays pending: a re-run resumes it instead of paying again
-            if not str(getattr(e, "remote", "")).startswith(("ALREADY_COMPLETED", "cancel failed")):
-                self._mark(prep, e.request_id, "cancelled", str(e), handle)
+            self._mark_cancel(prep, e, handle)
             raise
         except ResultUnavailable as e:
             if pending is not None and e.status in (404, 410):
@@ -229,6 +241,76 @@ class HostedProvider:
         times["done"] = time.monotonic() - t0
         return self._finish(prep, request, hooks, handle, result, deadline, times, t0,
                             resumed=pending is not None, notes=notes)
+
+    # ------------------------------------------------------------------ cancel / uncertain
+    def _mark_cancel(self, prep, e: RemoteCancelled, handle) -> None:
+        """After a user cancel: "cancelled" (terminal) only when the provider confirmed the
+        job stopped; a running job that was only signalled may still finish and be billed,
+        so it becomes "cancel_requested" and a re-run resumes it. A job already finished, or
+        one whose cancel did not get through, stays "pending"."""
+        remote = str(getattr(e, "remote", ""))
+        state = getattr(e, "remote_state", "unknown")
+        if not e.request_id or remote.startswith(("ALREADY_COMPLETED", "cancel failed")) \
+                or state == "done":
+            return
+        status = "cancelled" if state in ("cancelled", "failed", "gone") else "cancel_requested"
+        self._mark(prep, e.request_id, status, str(e), handle)
+
+    def _resume_cancelled(self, prep, request, hooks, pending, deadline, t0, notes):
+        """A job cancelled earlier while running: if it completed anyway (billed), return its
+        result; if the provider reports it cancelled/failed/unknown, mark it so and return
+        None (the caller submits anew)."""
+        rid = pending["request_id"]
+        handle = self.handle_type.from_dict(pending["urls"])
+        try:
+            handle, result = self.client.run(self.ep.id, None, progress=hooks.progress,
+                                             cancelled=hooks.cancelled, deadline=deadline,
+                                             handle=handle)
+        except RemoteFailed as e:
+            status = "cancelled" if getattr(e, "state", "") == "cancelled" else "failed"
+            self._mark(prep, rid, status, str(e), handle)
+            notes.append(f"request {rid}, cancelled earlier, did not complete ({status}, not "
+                         f"billed): a new request was submitted")
+            return None
+        except ResultUnavailable as e:
+            if e.status not in (404, 410):
+                raise
+            self._mark(prep, rid, "expired", str(e), handle)
+            notes.append(f"request {rid}, cancelled earlier, is no longer known to "
+                         f"{self.name}: a new request was submitted")
+            return None
+        except RemoteCancelled as e:
+            self._mark_cancel(prep, e, handle)
+            raise
+        notes.append(f"request {rid} was cancelled earlier but completed anyway (and is billed): "
+                     f"its result is returned; no new request was submitted")
+        times = {"done": time.monotonic() - t0}
+        return self._finish(prep, request, hooks, handle, result, deadline, times, t0,
+                            resumed=True, notes=notes)
+
+    def _submit_uncertain(self, prep, e: SubmitUncertain) -> SubmitUncertain:
+        """Journal the lost submit (no request id is known) and say what it means."""
+        msg = (f"{e}. The {self.label} task may have been created and billed, but {self.label} "
+               f"gives no way to look a task up without its id (its API has no list of recent "
+               f"predictions), so it cannot be resumed. Re-running the same inputs submits a NEW "
+               f"task (possibly paying twice) — check your {self.label} account's usage/billing "
+               f"first if that matters.")
+        err = self._safe(self.journal.record, "journal", prep.input_hash, provider=self.name,
+                         endpoint=self.ep.id, request_id=None, status="uncertain", error=str(e),
+                         estimate_usd=prep.estimate.usd)
+        if err:
+            msg += f" ({err})"
+        return SubmitUncertain(msg, status=e.status)
+
+    def _uncertain_note(self, prep) -> list[str]:
+        """A note for the run after an uncertain submit of the same inputs."""
+        last = self.journal.latest(prep.input_hash)
+        if not last or last.get("status") != "uncertain":
+            return []
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.get("ts") or 0))
+        return [f"an earlier submit of these same inputs ({when}) got no answer: that {self.label} "
+                f"task may exist and be billed, but cannot be looked up without its id; this run "
+                f"submitted a new task"]
 
     def _payload(self, prep: Prepared, hooks, deadline) -> dict:
         hooks.progress(0.01, f"{self.name}: sending inputs")
@@ -371,6 +453,7 @@ def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
 
 class FalProvider(HostedProvider):
     name = "fal"
+    label = "fal.ai"
     handle_type = FalHandle
 
     @classmethod
@@ -383,6 +466,7 @@ class FalProvider(HostedProvider):
 
 class WaveSpeedProvider(HostedProvider):
     name = "wavespeed"
+    label = "WaveSpeed"
     handle_type = WaveSpeedHandle
 
     @classmethod

@@ -8,6 +8,8 @@ The submit POST is never re-sent once it may have reached the server (a lost ans
 a billed task: SubmitUncertain is raised instead); it is retried only when nothing can have
 been created — connection refused / connect timeout, or an explicit 429. Polls, uploads and
 cancels are retried on 429/5xx/transport errors. Auth: `Bearer <key>`, API origin only.
+WaveSpeed's API has no way to list recent predictions (only GET by id), so an uncertain
+submit cannot be looked up: the provider journals it as "uncertain" and says so.
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ class WaveSpeedClient(QueueClient):
             if e.status is None:        # no HTTP answer (timeout, reset, unreadable)
                 raise SubmitUncertain(
                     f"{e} — the task may have been created (and may be billed); it was NOT sent "
-                    f"again. Check your WaveSpeed dashboard before re-running.") from None
+                    f"again") from None
             raise
         try:
             rid = self._data(body, "submit").get("id")
