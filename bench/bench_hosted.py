@@ -12,7 +12,9 @@ the best and the median over `rounds` (other work on the machine only ever adds 
 The emulator runs in a separate process (its CPU work does not share this process's GIL;
 on a 2-core machine it still shares the cores, so numbers are an upper bound on the
 client's share). It renders outputs while answering the COMPLETED poll; that render time
-counts as overhead and is printed separately. The source image is a smooth gradient with
+counts as overhead and is printed separately (jobs render in parallel, one lock per job,
+as a real service's workers would; a global render lock used to queue the 4 concurrent
+jobs' renders behind each other). The source image is a smooth gradient with
 mild (photo-like, +-1%) noise."""
 import argparse
 import multiprocessing as mp

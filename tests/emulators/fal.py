@@ -105,6 +105,10 @@ class FalJob:
     cancel_requested: bool = False
     result: dict | None = None
     billed: bool = False
+    # one render at a time PER JOB (finalize is reached from several polls at once);
+    # different jobs render in parallel, as a real service's workers would
+    finalize_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                          compare=False)
 
 
 class FalEmulator(EmulatorBase):
@@ -127,7 +131,6 @@ class FalEmulator(EmulatorBase):
         self.cdn_tokens: set[str] = set()
         self._plans: list[dict] = []
         self._rng = random.Random(rng_seed)
-        self._finalize_lock = threading.Lock()
 
     def start(self):
         super().start()
@@ -521,7 +524,7 @@ class FalEmulator(EmulatorBase):
 
     def _finalize(self, job: FalJob) -> None:
         """Render, store and bill a completed job exactly once."""
-        with self._finalize_lock:
+        with job.finalize_lock:
             if job.result is not None or job.cancelled or job.plan.get("fail"):
                 return
             p = job.payload

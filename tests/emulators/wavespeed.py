@@ -58,6 +58,10 @@ class WsJob:
     outputs: list | None = None
     nsfw: list | None = None
     billed: dict | None = None
+    # one render at a time PER JOB (finalize is reached from several polls at once);
+    # different jobs render in parallel, as a real service's workers would
+    finalize_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                          compare=False)
 
 
 def _env(code: int, message: str, data=None, **headers) -> Response:
@@ -84,7 +88,6 @@ class WaveSpeedEmulator(EmulatorBase):
         self.uploads: list[dict] = []
         self._plans: list[dict] = []
         self._rng = random.Random(rng_seed)
-        self._finalize_lock = threading.Lock()
 
     def start(self):
         super().start()
@@ -306,7 +309,7 @@ class WaveSpeedEmulator(EmulatorBase):
                 "timings": {"inference": int((job.run_seconds or 0) * 1000) if done else 0}}
 
     def _finalize(self, job: WsJob) -> None:
-        with self._finalize_lock:
+        with job.finalize_lock:
             if job.outputs is not None or job.plan.get("fail") or job.cancelled:
                 return
             p = job.payload
