@@ -21,3 +21,5 @@ test: setup
 
 bench: setup
 	.hosts/$(HOST).venv/bin/python bench/bench_mask.py
+	FLUXFILL_COMFYUI=$(CURDIR)/.hosts/$(HOST) .hosts/$(HOST).venv/bin/python bench/bench_local.py
+	.hosts/$(HOST).venv/bin/python bench/bench_hosted.py
