@@ -10,7 +10,7 @@ import uuid
 
 import numpy as np
 
-FAL_KEY = "fal-id-7f3e:SECRET-fal-9d81c2b7a4e6"
+FAL_KEY = "fal.test-id:SECRET-fal-9d81c2b7a4e6"  # a fake key, recognisable when it leaks
 WS_KEY = "ws-SECRET-5b2e8c1f90ad4e7b"
 
 
