@@ -12,6 +12,7 @@ canvas opens the node search dialog with a focused `role=combobox` input whose
 item is the node's display name). What differs is only the markup around it: 1.47.12 a
 custom list (`#results-list`, div options), 1.32.9 a PrimeVue AutoComplete (`ul`, li options).
 """
+import contextlib
 import os
 import re
 import tempfile
@@ -45,6 +46,18 @@ READY_JS = """return !!(window.app && window.app.canvas && window.LiteGraph && a
 
 class BrowserError(AssertionError):
     pass
+
+
+@contextlib.contextmanager
+def opened_page(url: str, prefix: str, **kw):
+    """A ComfyPage already opened on `url`, its screenshots in $FLUXFILL_SCREENSHOTS or a new
+    /tmp/<prefix>* folder (not pytest's tmp_path: it keeps 3 runs, deleting them before anyone looks)."""
+    shots = Path(os.environ.get("FLUXFILL_SCREENSHOTS") or tempfile.mkdtemp(prefix=prefix))
+    print(f"\nbrowser screenshots: {shots}")
+    with ComfyPage(url, shots_dir=shots, **kw) as page:
+        page.open()
+        print(f"frontend {page.frontend_version}")
+        yield page
 
 
 class ComfyPage:

@@ -6,16 +6,13 @@ Tests run in file order. With FLUXFILL_SCREENSHOTS=DIR the named README screensh
 (hosted-node-price.png, node-search.png, settings-keys.png, progress-text.png,
 maskprep-pasteback.png) are written there; otherwise to a temporary folder."""
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser import ComfyPage
+from browser import opened_page
 from comfy_host import ComfyServer, execution_error, make_base_dir
 from emulators import FalEmulator, WaveSpeedEmulator
 from test_browser_smoke import assert_no_console_errors
@@ -39,11 +36,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    shots = Path(os.environ.get("FLUXFILL_SCREENSHOTS") or tempfile.mkdtemp(prefix="fluxfill-browser-"))
-    print(f"\nbrowser screenshots: {shots}")
-    with ComfyPage(server.url, shots_dir=shots, width=1280, height=860) as p:
-        p.open()
-        print(f"frontend {p.frontend_version}")
+    with opened_page(server.url, "fluxfill-browser-", width=1280, height=860) as p:
         yield p
 
 

@@ -1,15 +1,12 @@
 """The real frontend of the host under test, in headless Chromium: it loads cleanly, its node
 search finds stock nodes, and a UI-format workflow queued from the page produces its image."""
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser import ComfyPage
+from browser import opened_page
 
 # EmptyImage (64x48, red) -> SaveImage, as the frontend saves it (LiteGraph "UI format").
 PREFIX = "browser_smoke"
@@ -29,12 +26,7 @@ UI_WORKFLOW = {
 
 @pytest.fixture(scope="module")
 def page(comfy_server):
-    # not under pytest's tmp_path: its retention (3 runs) would delete them before anyone looks
-    shots = Path(os.environ.get("FLUXFILL_SCREENSHOTS") or tempfile.mkdtemp(prefix="fluxfill-browser-"))
-    print(f"\nbrowser screenshots: {shots}")
-    with ComfyPage(comfy_server.url, shots_dir=shots) as p:
-        p.open()
-        print(f"frontend {p.frontend_version}")
+    with opened_page(comfy_server.url, "fluxfill-browser-") as p:
         yield p
 
 

@@ -11,10 +11,7 @@ a user gets it.
 import copy
 import importlib.util
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,12 +73,8 @@ def server(emus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from browser import ComfyPage
-    shots = Path(os.environ.get("FLUXFILL_SCREENSHOTS") or tempfile.mkdtemp(prefix="fluxfill-workflows-"))
-    print(f"\nbrowser screenshots: {shots}")
-    with ComfyPage(server.url, shots_dir=shots) as p:
-        p.open()
-        print(f"frontend {p.frontend_version}")
+    from browser import opened_page
+    with opened_page(server.url, "fluxfill-workflows-") as p:
         yield p
 
 

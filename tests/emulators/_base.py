@@ -217,10 +217,40 @@ class EmulatorBase:
         self.calls: list[dict] = []
         self.files: dict[str, tuple[bytes, str]] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        self.jobs: dict = {}
+        self._plans: list[dict] = []
         self._conns: set = set()
         self._server = None
         self._thread = None
         self._ctx = None
+
+    # job controls shared by both emulators (jobs carry start_at / finish_at) ------------
+    def _plan_next(self, plan: dict, queue_seconds, run_seconds) -> None:
+        """Queue the outcome of the next accepted submission (FIFO, one plan per job)."""
+        if queue_seconds is not ...:
+            plan["queue_seconds"] = queue_seconds
+        if run_seconds is not ...:
+            plan["run_seconds"] = run_seconds
+        with self.lock:
+            self._plans.append(plan)
+
+    def start_job(self, job_id: str) -> None:
+        """Move a job held in the queue (queue_seconds=None) to running now."""
+        with self.lock:
+            job = self.jobs[job_id]
+            if job.start_at is None:
+                job.start_at = time.monotonic()
+
+    def finish_job(self, job_id: str) -> None:
+        """Complete a job that runs until told (run_seconds=None) now."""
+        with self.lock:
+            job, now = self.jobs[job_id], time.monotonic()
+            job.start_at = now if job.start_at is None else job.start_at
+            job.finish_at = now
+
+    def state(self, job_id: str) -> str:
+        with self.lock:
+            return self._state(self.jobs[job_id], time.monotonic())
 
     # lifecycle -----------------------------------------------------------------------
     def start(self):

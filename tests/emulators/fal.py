@@ -125,11 +125,9 @@ class FalEmulator(EmulatorBase):
         self.strict, self.require_png_mask = strict, require_png_mask
         self.honour_cancel = honour_cancel
         self.requests: list[dict] = []
-        self.jobs: dict[str, FalJob] = {}
         self.cancelled: set[str] = set()
         self.uploads: list[dict] = []
         self.cdn_tokens: set[str] = set()
-        self._plans: list[dict] = []
         self._rng = random.Random(rng_seed)
 
     def start(self):
@@ -152,34 +150,8 @@ class FalEmulator(EmulatorBase):
                  fail_status: int = 500, nsfw=False, result_404: bool = False,
                  queue_seconds=..., run_seconds=...) -> None:
         """Plan the outcome of the next accepted submission (FIFO, one plan per job)."""
-        plan = {"fail": fail, "error_type": error_type, "fail_status": fail_status,
-                "nsfw": nsfw, "result_404": result_404}
-        if queue_seconds is not ...:
-            plan["queue_seconds"] = queue_seconds
-        if run_seconds is not ...:
-            plan["run_seconds"] = run_seconds
-        with self.lock:
-            self._plans.append(plan)
-
-    def start_job(self, request_id: str) -> None:
-        """Move a job held in the queue (queue_seconds=None) to IN_PROGRESS now."""
-        with self.lock:
-            job = self.jobs[request_id]
-            if job.start_at is None:
-                job.start_at = time.monotonic()
-
-    def finish_job(self, request_id: str) -> None:
-        """Complete a job that runs until told (run_seconds=None) now."""
-        with self.lock:
-            job = self.jobs[request_id]
-            now = time.monotonic()
-            if job.start_at is None:
-                job.start_at = now
-            job.finish_at = now
-
-    def state(self, request_id: str) -> str:
-        with self.lock:
-            return self._state(self.jobs[request_id], time.monotonic())
+        self._plan_next({"fail": fail, "error_type": error_type, "fail_status": fail_status,
+                         "nsfw": nsfw, "result_404": result_404}, queue_seconds, run_seconds)
 
     @property
     def billed(self) -> list[dict]:

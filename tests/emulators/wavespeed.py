@@ -83,10 +83,8 @@ class WaveSpeedEmulator(EmulatorBase):
         self.accept_data_uris, self.require_png_mask = accept_data_uris, require_png_mask
         self.honour_cancel, self.sync_timeout = honour_cancel, sync_timeout
         self.requests: list[dict] = []
-        self.jobs: dict[str, WsJob] = {}
         self.cancelled: set[str] = set()
         self.uploads: list[dict] = []
-        self._plans: list[dict] = []
         self._rng = random.Random(rng_seed)
 
     def start(self):
@@ -97,29 +95,7 @@ class WaveSpeedEmulator(EmulatorBase):
     # test-facing API (same meaning as FalEmulator's) ---------------------------------
     def next_job(self, *, fail: str | None = None, nsfw=False, result_404: bool = False,
                  queue_seconds=..., run_seconds=...) -> None:
-        plan = {"fail": fail, "nsfw": nsfw, "result_404": result_404}
-        if queue_seconds is not ...:
-            plan["queue_seconds"] = queue_seconds
-        if run_seconds is not ...:
-            plan["run_seconds"] = run_seconds
-        with self.lock:
-            self._plans.append(plan)
-
-    def start_job(self, job_id: str) -> None:
-        with self.lock:
-            job = self.jobs[job_id]
-            if job.start_at is None:
-                job.start_at = time.monotonic()
-
-    def finish_job(self, job_id: str) -> None:
-        with self.lock:
-            job, now = self.jobs[job_id], time.monotonic()
-            job.start_at = now if job.start_at is None else job.start_at
-            job.finish_at = now
-
-    def state(self, job_id: str) -> str:
-        with self.lock:
-            return self._state(self.jobs[job_id], time.monotonic())
+        self._plan_next({"fail": fail, "nsfw": nsfw, "result_404": result_404}, queue_seconds, run_seconds)
 
     @property
     def billed(self) -> list[dict]:
