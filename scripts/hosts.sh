@@ -14,4 +14,9 @@ host_spec() {
   esac
 }
 
+# Extra frontend builds (comfyui-frontend-package versions), unpacked into .hosts/frontend-VERSION/
+# and served with `main.py --front-end-root`; the browser tests run on each host's pinned frontend
+# (v0.3.75: 1.32.9, 0.30.0: 1.47.12) and on every version listed here.
+FLUXFILL_FRONTENDS="1.58.1"
+
 FLUXFILL_CACHE="${FLUXFILL_CACHE:-$HOME/.cache/fluxfill}"

@@ -75,6 +75,29 @@ setup_host() {
   ln -sfn "$venv" "$here/.hosts/$name.venv"
 }
 
+# A frontend build: the wheel's static folder (index.html, assets/) in .hosts/frontend-VERSION/.
+# The wheel is downloaded once into the cache; unpacking is skipped when the folder is complete.
+setup_frontend() {
+  local version="$1" dir="$here/.hosts/frontend-$1" dl="$FLUXFILL_CACHE/downloads"
+  [ -f "$dir/.complete" ] && return 0
+  mkdir -p "$dl" "$here/.hosts"
+  local file
+  file=$(ls "$dl"/comfyui_frontend_package-"$version"-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$file" ]; then
+    log "downloading comfyui-frontend-package==$version (wheel)"
+    pip download -q --no-deps --only-binary=:all: -d "$dl" "comfyui-frontend-package==$version"
+    file=$(ls "$dl"/comfyui_frontend_package-"$version"-*.whl | head -n1)
+  fi
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && unzip -q "$file" 'comfyui_frontend_package/static/*')
+  [ -f "$tmp/comfyui_frontend_package/static/index.html" ] || { echo "$file has no static/index.html" >&2; rm -rf "$tmp"; return 1; }
+  rm -rf "$dir"; mv "$tmp/comfyui_frontend_package/static" "$dir"
+  rm -rf "$tmp"
+  touch "$dir/.complete"
+  log "unpacked frontend $version into .hosts/frontend-$version"
+}
+
 hosts="${*:-$FLUXFILL_HOSTS}"
 for h in $hosts; do setup_host "$h"; done
-log "ready: $(for h in $hosts; do printf '%s ' ".hosts/$h"; done)"
+for v in $FLUXFILL_FRONTENDS; do setup_frontend "$v"; done
+log "ready: $(for h in $hosts; do printf '%s ' ".hosts/$h"; done)$(for v in $FLUXFILL_FRONTENDS; do printf '%s ' ".hosts/frontend-$v"; done)"
