@@ -34,7 +34,7 @@ if "fluxfill" not in sys.modules:
 
 import torch  # noqa: E402
 
-from fluxfill.core import fill_protocol as FP  # noqa: E402
+from fluxfill.core.fill_protocol import FillHooks, FillRequest, run_batch  # noqa: E402
 from fluxfill.core.hosted.fal import FalClient  # noqa: E402
 from fluxfill.core.hosted.provider import FalProvider  # noqa: E402
 
@@ -42,20 +42,20 @@ KEY = "bench-key"
 SIZE = 1024
 
 
-def make_request(seed: int) -> FP.FillRequest:
+def make_request(seed: int) -> FillRequest:
     g = torch.Generator().manual_seed(seed)
     y, x = torch.meshgrid(torch.linspace(0, 1, SIZE), torch.linspace(0, 1, SIZE), indexing="ij")
     img = torch.stack([y, x, (x + y) / 2], dim=-1) * 0.98 + 0.02 * torch.rand(SIZE, SIZE, 3, generator=g)
     mask = torch.zeros(SIZE, SIZE)
     mask[256:768, 256:768] = 1.0
-    return FP.FillRequest(img, mask, "bench", seed, 1, params={"output_format": "jpeg"})
+    return FillRequest(img, mask, "bench", seed, 1, params={"output_format": "jpeg"})
 
 
 def serve(conn, server_s: float):
     """Child process: run the emulator until the parent says stop."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from emulators import FalEmulator as Emu
-    with Emu(KEY, queue_seconds=0.0, run_seconds=server_s) as emu:
+    from emulators import FalEmulator
+    with FalEmulator(KEY, queue_seconds=0.0, run_seconds=server_s) as emu:
         conn.send((emu.queue_url, emu.rest_url))
         conn.recv()
         conn.send(len(emu.billed))
@@ -77,7 +77,7 @@ def emulator_render_ms(reps: int = 3) -> float:
 def node_path(prov, req):
     """What FalFill does for one source image: prepare (validate, estimate), then fill."""
     prov.prepare(req)
-    return prov.fill(req, FP.FillHooks())
+    return prov.fill(req, FillHooks())
 
 
 def one_round(prov, a, r0: int):
@@ -93,7 +93,7 @@ def one_round(prov, a, r0: int):
         reqs = [make_request(r0 + 100 + 10 * k + i) for i in range(4)]
         t = time.perf_counter()
         prov.prepare(reqs[0])                       # the node validates the first one
-        FP.run_batch(prov, reqs, FP.FillHooks(), concurrency=4)
+        run_batch(prov, reqs, FillHooks(), concurrency=4)
         fours.append(time.perf_counter() - t)
     one, four = statistics.median(singles), statistics.median(fours)
     return one, four, phases[len(phases) // 2]
@@ -114,7 +114,7 @@ def main():
     with tempfile.TemporaryDirectory() as state:
         client = FalClient(KEY, queue_url=queue_url, rest_url=rest_url)
         prov = FalProvider(client, "fal-ai/flux-lora/inpainting", state, force_new=True)
-        prov.fill(make_request(999), FP.FillHooks())                 # warm-up (connections)
+        prov.fill(make_request(999), FillHooks())                 # warm-up (connections)
         t = time.perf_counter()
         for i in range(3):
             getattr(prov, "_prepare", prov.prepare)(make_request(1))

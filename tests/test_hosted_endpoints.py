@@ -5,12 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from fluxfill.core.hosted import endpoints as E
 from fluxfill.core.hosted import pricing
+from fluxfill.core.hosted.endpoint_table import ENDPOINTS, FIELDS, NARROWEST_SEED_MAX, endpoints_for
+from fluxfill.core.hosted.params import build_payload, map_images, split_params, validate
+from fluxfill.core.hosted.presentation import describe, markdown_table
 from fluxfill.core.hosted.errors import HostedValidationError
 
-ALL = list(E.ENDPOINTS)
-FAL = E.endpoints_for("fal")
+ALL = list(ENDPOINTS)
+FAL = endpoints_for("fal")
 
 # a valid value for every field (beyond defaults), and bad values with the text expected
 VALID = {
@@ -44,7 +46,7 @@ VALID = {
 
 def _valid(ep, name):
     v = VALID[name]
-    rule = E.ENDPOINTS[ep].rules[name]
+    rule = ENDPOINTS[ep].rules[name]
     if name == "guidance_scale":
         return (rule.min + rule.max) / 2
     return v
@@ -52,11 +54,11 @@ def _valid(ep, name):
 
 @pytest.mark.parametrize("ep", ALL)
 def test_every_field_is_accepted_and_sent(ep):
-    spec = E.ENDPOINTS[ep]
+    spec = ENDPOINTS[ep]
     for name in spec.rules:
         params = {"prompt": "x", name: _valid(ep, name)}
-        v = E.validate(ep, params)
-        body = E.build_payload(ep, v, "https://h/i.png", "https://h/m.png")
+        v = validate(ep, params)
+        body = build_payload(ep, v, "https://h/i.png", "https://h/m.png")
         assert name in body, (ep, name)
         assert body[spec.image_key] == "https://h/i.png" and body[spec.mask_key] == "https://h/m.png"
         assert set(body) - {spec.image_key, spec.mask_key} <= set(spec.rules)
@@ -64,18 +66,18 @@ def test_every_field_is_accepted_and_sent(ep):
 
 @pytest.mark.parametrize("ep", ALL)
 def test_fields_not_taken_are_refused_with_the_endpoints_list(ep):
-    spec = E.ENDPOINTS[ep]
-    for name in set(E.FIELDS) - set(spec.rules):
+    spec = ENDPOINTS[ep]
+    for name in set(FIELDS) - set(spec.rules):
         with pytest.raises(HostedValidationError) as ei:
-            E.validate(ep, {"prompt": "x", name: VALID[name]})
+            validate(ep, {"prompt": "x", name: VALID[name]})
         assert name in str(ei.value) and "it takes" in str(ei.value)
         assert ei.value.field == name
     with pytest.raises(HostedValidationError, match="unknown parameter 'cfg'"):
-        E.validate(ep, {"prompt": "x", "cfg": 3})
+        validate(ep, {"prompt": "x", "cfg": 3})
 
 
 def test_endpoint_defaults():
-    d = {ep: E.validate(ep, {"prompt": "x"}) for ep in ALL}
+    d = {ep: validate(ep, {"prompt": "x"}) for ep in ALL}
     assert d["fal-ai/flux-lora-fill"]["guidance_scale"] == 30
     assert d["fal-ai/flux-lora/inpainting"]["guidance_scale"] == 3.5
     assert d["fal-ai/flux-general/inpainting"]["guidance_scale"] == 3.5
@@ -150,64 +152,71 @@ RANGES = [  # (endpoint, field, bad value, text in the error)
 @pytest.mark.parametrize("ep,name,bad,text", RANGES)
 def test_ranges_are_checked_with_a_clear_error(ep, name, bad, text):
     with pytest.raises(HostedValidationError) as ei:
-        E.validate(ep, {"prompt": "x", name: bad})
+        validate(ep, {"prompt": "x", name: bad})
     msg = str(ei.value)
     assert ep in msg and name in msg and text in msg, msg
     assert ei.value.field.startswith(name)
     assert isinstance(ei.value, ValueError)
 
 
+def test_narrowest_seed_max_is_taken_by_every_endpoint():
+    """The fill nodes' seed widget max: valid on every endpoint, the widest range that is."""
+    assert NARROWEST_SEED_MAX == min(e.rules["seed"].max for e in ENDPOINTS.values()) == 2 ** 31 - 1
+    for ep in ALL:
+        assert validate(ep, {"prompt": "x", "seed": NARROWEST_SEED_MAX})["seed"] == NARROWEST_SEED_MAX
+
+
 def test_range_edges_are_accepted():
-    assert E.validate("fal-ai/flux-lora-fill", {"guidance_scale": 28})["guidance_scale"] == 28.0
-    assert E.validate("fal-ai/flux-lora-fill", {"guidance_scale": 35})["guidance_scale"] == 35.0
-    assert E.validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "strength": 0.01})["strength"] == 0.01
-    v = E.validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": (256, 1536), "seed": -1,
+    assert validate("fal-ai/flux-lora-fill", {"guidance_scale": 28})["guidance_scale"] == 28.0
+    assert validate("fal-ai/flux-lora-fill", {"guidance_scale": 35})["guidance_scale"] == 35.0
+    assert validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "strength": 0.01})["strength"] == 0.01
+    v = validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": (256, 1536), "seed": -1,
                                                   "loras": [{"path": "a/b", "scale": 4}] * 3})
     assert v["size"] == "256*1536" and v["seed"] == -1 and len(v["loras"]) == 3
 
 
 def test_prompt_rules():
-    assert "prompt" not in E.build_payload("fal-ai/flux-lora-fill", E.validate("fal-ai/flux-lora-fill", {}),
+    assert "prompt" not in build_payload("fal-ai/flux-lora-fill", validate("fal-ai/flux-lora-fill", {}),
                                            "https://i", "https://m")
     for ep in ("fal-ai/flux-lora/inpainting", "fal-ai/flux-pro/v1/fill", "fal-ai/flux-general/inpainting",
                "wavespeed-ai/flux-fill-dev"):
         for params in ({}, {"prompt": "  "}):
             with pytest.raises(HostedValidationError, match="prompt") as ei:
-                E.validate(ep, params)
+                validate(ep, params)
             assert "flux-lora-fill accepts an empty prompt" in str(ei.value)
 
 
 def test_aliases_coercions_and_idempotence():
-    v = E.validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "steps": np.int64(12),
+    v = validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "steps": np.int64(12),
                                                    "guidance": 4, "safety": None} if False else
                    {"prompt": "x", "steps": np.int64(12), "guidance": 4, "strength": None})
     assert v["num_inference_steps"] == 12 and type(v["num_inference_steps"]) is int
     assert v["guidance_scale"] == 4.0 and type(v["guidance_scale"]) is float
     assert v["strength"] == 0.85                      # None = unset = default
-    assert E.validate("fal-ai/flux-lora/inpainting", v) == v
-    assert E.validate("fal-ai/flux-pro/v1/fill", {"prompt": "x", "safety_tolerance": 6})["safety_tolerance"] == "6"
-    assert E.validate("fal-ai/flux-lora-fill", {"image_size": (640, 480)})["image_size"] == \
+    assert validate("fal-ai/flux-lora/inpainting", v) == v
+    assert validate("fal-ai/flux-pro/v1/fill", {"prompt": "x", "safety_tolerance": 6})["safety_tolerance"] == "6"
+    assert validate("fal-ai/flux-lora-fill", {"image_size": (640, 480)})["image_size"] == \
         {"width": 640, "height": 480}
-    assert E.validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": {"width": 300, "height": 400}})[
+    assert validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": {"width": 300, "height": 400}})[
         "size"] == "300*400"
-    assert E.validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": "300x400"})["size"] == "300*400"
+    assert validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": "300x400"})["size"] == "300*400"
     with pytest.raises(HostedValidationError, match="given twice"):
-        E.validate("fal-ai/flux-lora-fill", {"steps": 3, "num_inference_steps": 4})
+        validate("fal-ai/flux-lora-fill", {"steps": 3, "num_inference_steps": 4})
 
 
 def test_per_layer_lora_scales_only_on_flux_general():
     lora = [{"path": "owner/repo", "scale": {"transformer.single_transformer_blocks.0": 0.5, "x": 2}}]
-    v = E.validate("fal-ai/flux-general/inpainting", {"prompt": "x", "loras": lora})
+    v = validate("fal-ai/flux-general/inpainting", {"prompt": "x", "loras": lora})
     assert v["loras"][0]["scale"] == {"transformer.single_transformer_blocks.0": 0.5, "x": 2.0}
     with pytest.raises(HostedValidationError, match="per-layer"):
-        E.validate("fal-ai/flux-lora-fill", {"loras": lora})
+        validate("fal-ai/flux-lora-fill", {"loras": lora})
     with pytest.raises(HostedValidationError, match=r"scale\[x\]"):
-        E.validate("fal-ai/flux-general/inpainting", {"prompt": "x", "loras": [
+        validate("fal-ai/flux-general/inpainting", {"prompt": "x", "loras": [
             {"path": "o/r", "scale": {"x": float("inf")}}]})
 
 
 def test_split_params_for_node_widgets():
-    taken, ignored = E.split_params("fal-ai/flux-pro/v1/fill", {"steps": 20, "safety_tolerance": "3",
+    taken, ignored = split_params("fal-ai/flux-pro/v1/fill", {"steps": 20, "safety_tolerance": "3",
                                                                 "strength": 0.5})
     assert taken == {"safety_tolerance": "3"}
     assert ignored == {"num_inference_steps": 20, "strength": 0.5}
@@ -215,55 +224,55 @@ def test_split_params_for_node_widgets():
 
 def test_images_in_params_are_mapped_before_payload():
     img = np.zeros((8, 8, 3), np.float32)
-    v = E.validate("fal-ai/flux-general/inpainting", {"prompt": "x", "controlnets": [
+    v = validate("fal-ai/flux-general/inpainting", {"prompt": "x", "controlnets": [
         {"path": "p", "control_image_url": img, "mask_image_url": img}], "controlnet_unions": [
         {"path": "u", "controls": [{"control_image_url": img, "control_mode": "canny"}]}]})
     with pytest.raises(HostedValidationError, match="upload it first"):
-        E.build_payload("fal-ai/flux-general/inpainting", v, "https://i", "https://m")
-    mapped = E.map_images(v, lambda im: "https://cdn/x.png")
-    body = E.build_payload("fal-ai/flux-general/inpainting", mapped, "https://i", "https://m")
+        build_payload("fal-ai/flux-general/inpainting", v, "https://i", "https://m")
+    mapped = map_images(v, lambda im: "https://cdn/x.png")
+    body = build_payload("fal-ai/flux-general/inpainting", mapped, "https://i", "https://m")
     assert body["controlnets"][0]["control_image_url"] == "https://cdn/x.png"
     assert body["controlnets"][0]["mask_image_url"] == "https://cdn/x.png"
     assert body["controlnet_unions"][0]["controls"][0]["control_image_url"] == "https://cdn/x.png"
     assert v["controlnets"][0]["control_image_url"] is img      # the original is not modified
-    fi = E.validate("fal-ai/flux-lora-fill", {"fill_image": {"fill_image_url": img}})
-    assert E.map_images(fi, lambda im: "data:image/png;base64,AA==")["fill_image"]["fill_image_url"].startswith("data:")
+    fi = validate("fal-ai/flux-lora-fill", {"fill_image": {"fill_image_url": img}})
+    assert map_images(fi, lambda im: "data:image/png;base64,AA==")["fill_image"]["fill_image_url"].startswith("data:")
 
 
 def test_describe_and_markdown_cover_every_field():
     for ep in ALL:
-        rows = E.describe(ep)
-        assert [r["name"] for r in rows] == list(E.ENDPOINTS[ep].rules)
-        md = E.markdown_table(ep)
+        rows = describe(ep)
+        assert [r["name"] for r in rows] == list(ENDPOINTS[ep].rules)
+        md = markdown_table(ep)
         for r in rows:
             assert f"`{r['name']}" in md
-    md = E.markdown_table("fal-ai/flux-lora-fill")
+    md = markdown_table("fal-ai/flux-lora-fill")
     assert "| `guidance_scale` (`guidance`) | 30 | 28 – 35 |" in md
     assert "not published" in md
 
 
 # ------------------------------------------------------------------ pricing
 def test_prices_per_endpoint():
-    P = pricing.estimate
-    assert P("fal-ai/flux-lora/inpainting", 1024, 1024, 1).usd == pytest.approx(0.035)
-    assert P("fal-ai/flux-lora/inpainting", 512, 512, 2).usd == pytest.approx(0.035 * 0.25 * 2)
-    assert P("fal-ai/flux-general/inpainting", 1024, 768, 1).usd == pytest.approx(0.075 * 0.75)
+    estimate = pricing.estimate
+    assert estimate("fal-ai/flux-lora/inpainting", 1024, 1024, 1).usd == pytest.approx(0.035)
+    assert estimate("fal-ai/flux-lora/inpainting", 512, 512, 2).usd == pytest.approx(0.035 * 0.25 * 2)
+    assert estimate("fal-ai/flux-general/inpainting", 1024, 768, 1).usd == pytest.approx(0.075 * 0.75)
     # flux-pro rounds each image UP to whole megapixels
-    assert P("fal-ai/flux-pro/v1/fill", 512, 512, 1).usd == pytest.approx(0.05)
-    assert P("fal-ai/flux-pro/v1/fill", 1024, 1024, 1).usd == pytest.approx(0.05)
-    assert P("fal-ai/flux-pro/v1/fill", 1025, 1024, 3).usd == pytest.approx(0.05 * 2 * 3)
-    assert P("wavespeed-ai/flux-fill-dev", 1536, 1536, 4).usd == pytest.approx(0.14)
-    unknown = P("fal-ai/flux-lora-fill", 1024, 1024, 1)
+    assert estimate("fal-ai/flux-pro/v1/fill", 512, 512, 1).usd == pytest.approx(0.05)
+    assert estimate("fal-ai/flux-pro/v1/fill", 1024, 1024, 1).usd == pytest.approx(0.05)
+    assert estimate("fal-ai/flux-pro/v1/fill", 1025, 1024, 3).usd == pytest.approx(0.05 * 2 * 3)
+    assert estimate("wavespeed-ai/flux-fill-dev", 1536, 1536, 4).usd == pytest.approx(0.14)
+    unknown = estimate("fal-ai/flux-lora-fill", 1024, 1024, 1)
     assert unknown.usd is None and "not published" in unknown.text()
-    assert "rounded up" in P("fal-ai/flux-pro/v1/fill", 100, 100).basis
+    assert "rounded up" in estimate("fal-ai/flux-pro/v1/fill", 100, 100).basis
 
 
 def test_estimate_follows_output_size_and_actual_cost():
-    v = E.validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "image_size": "landscape_16_9",
+    v = validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "image_size": "landscape_16_9",
                                                    "num_images": 2})
     est = pricing.estimate_for("fal-ai/flux-lora/inpainting", v, (100, 100))
     assert est.usd == pytest.approx(0.035 * 1024 * 576 / 2 ** 20 * 2)
-    v = E.validate("fal-ai/flux-pro/v1/fill", {"prompt": "x"})
+    v = validate("fal-ai/flux-pro/v1/fill", {"prompt": "x"})
     assert pricing.estimate_for("fal-ai/flux-pro/v1/fill", v, (2048, 1024)).usd == pytest.approx(0.1)
     act = pricing.actual("fal-ai/flux-general/inpainting", [(1024, 1024), (512, 1024)])
     assert act.usd == pytest.approx(0.075 * 1.5)
@@ -273,4 +282,4 @@ def test_estimate_follows_output_size_and_actual_cost():
 
 def test_unknown_endpoint():
     with pytest.raises(HostedValidationError, match="choose one of"):
-        E.validate("fal-ai/flux/dev", {})
+        validate("fal-ai/flux/dev", {})

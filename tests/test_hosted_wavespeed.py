@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from emulators import WaveSpeedEmulator, fill_colour
-from fluxfill.core import fill_protocol as FP
-from fluxfill.core.hosted import errors as X
+from fluxfill.core.fill_protocol import FillHooks, FillRequest
 from fluxfill.core.hosted.client import PollSchedule
+from fluxfill.core.hosted.errors import (AuthError, DeadlineExceeded, HostedValidationError,
+                                         NSFWBlocked, RemoteCancelled, RemoteFailed,
+                                         RemoteRejected, ResultUnavailable, SubmitUncertain,
+                                         TransportError)
 from fluxfill.core.hosted.journal import Journal, Ledger
 from fluxfill.core.hosted.provider import WaveSpeedProvider
 from fluxfill.core.hosted.transport import RetryPolicy
@@ -42,7 +45,7 @@ def request(prompt="a blue vase", seed=3, n=1, params=None, loras=None, size=(H,
     img = torch.stack([y, x, torch.full_like(x, (seed % 5) / 5)], dim=-1)
     mask = torch.zeros(h, w)
     mask[100:200, 100:200] = 1.0
-    return FP.FillRequest(img, mask, prompt, seed, n, loras=loras or [], params=params or {})
+    return FillRequest(img, mask, prompt, seed, n, loras=loras or [], params=params or {})
 
 
 def assert_filled(res, req):
@@ -58,7 +61,7 @@ def test_every_parameter_reaches_the_api(emu, tmp_path):
     req = request(n=3, loras=stack, params={"steps": 20, "guidance": 29.5, "enable_safety_checker": False,
                                             "loras": [{"path": "owner/c", "scale": 0}]})
     prov = provider(emu, tmp_path)
-    res = prov.fill(req, FP.FillHooks())
+    res = prov.fill(req, FillHooks())
     assert res.images.shape == (3, H, W, 3)
     assert_filled(res, req)
     sent = emu.requests[-1]
@@ -77,38 +80,38 @@ def test_every_parameter_reaches_the_api(emu, tmp_path):
 
 
 def test_explicit_size_and_defaults(emu, tmp_path):
-    res = provider(emu, tmp_path).fill(request(params={"size": "512*256"}), FP.FillHooks())
+    res = provider(emu, tmp_path).fill(request(params={"size": "512*256"}), FillHooks())
     p = emu.requests[-1]["payload"]
     assert p["size"] == "512*256" and p["guidance_scale"] == 30 and p["num_inference_steps"] == 28
     assert res.images.shape == (1, 256, 512, 3)
 
 
 def test_out_of_range_input_size_is_refused_before_sending(emu, tmp_path):
-    with pytest.raises(X.HostedValidationError, match="input image is 300x200.*256-1536"):
-        provider(emu, tmp_path).fill(request(size=(200, 300)), FP.FillHooks())
-    with pytest.raises(X.HostedValidationError, match="at most 3 LoRAs"):
-        provider(emu, tmp_path).fill(request(loras=[("a/b", 1.0, 1.0)] * 4), FP.FillHooks())
+    with pytest.raises(HostedValidationError, match="input image is 300x200.*256-1536"):
+        provider(emu, tmp_path).fill(request(size=(200, 300)), FillHooks())
+    with pytest.raises(HostedValidationError, match="at most 3 LoRAs"):
+        provider(emu, tmp_path).fill(request(loras=[("a/b", 1.0, 1.0)] * 4), FillHooks())
     assert emu.calls == []
 
 
 def test_submit_429_is_retried(emu, tmp_path):
     emu.inject("submit", "429", 2)
-    provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    provider(emu, tmp_path).fill(request(), FillHooks())
     assert emu.count("submit") == 3 and len(emu.billed) == 1
 
 
 @pytest.mark.parametrize("kind", ["reset", "drop-response", "hang", "malformed"])
 def test_submit_is_never_resent_when_the_answer_is_lost(emu, tmp_path, kind):
     emu.inject("submit", kind, 1)
-    with pytest.raises(X.SubmitUncertain, match="NOT sent again|not re-sent"):
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    with pytest.raises(SubmitUncertain, match="NOT sent again|not re-sent"):
+        provider(emu, tmp_path).fill(request(), FillHooks())
     assert emu.count("submit") == 1
 
 
 def test_submit_5xx_is_not_resent(emu, tmp_path):
     emu.inject("submit", "503", 1)
-    with pytest.raises(X.TransportError, match="503"):
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    with pytest.raises(TransportError, match="503"):
+        provider(emu, tmp_path).fill(request(), FillHooks())
     assert emu.count("submit") == 1
 
 
@@ -119,49 +122,49 @@ def test_submit_5xx_is_not_resent(emu, tmp_path):
 def test_polls_uploads_and_downloads_are_retried(emu, tmp_path, route, kind, count):
     emu.inject(route, kind, count)
     req = request()
-    assert_filled(provider(emu, tmp_path).fill(req, FP.FillHooks()), req)
+    assert_filled(provider(emu, tmp_path).fill(req, FillHooks()), req)
     assert emu.count("submit") == 1 and len(emu.billed) == 1
 
 
 def test_401_and_400(emu, tmp_path):
-    with pytest.raises(X.AuthError, match="WAVESPEED_API_KEY") as ei:
-        provider(emu, tmp_path, key="ws-wrong-key-999999").fill(request(), FP.FillHooks())
+    with pytest.raises(AuthError, match="WAVESPEED_API_KEY") as ei:
+        provider(emu, tmp_path, key="ws-wrong-key-999999").fill(request(), FillHooks())
     assert "ws-wrong-key-999999" not in str(ei.value)
     emu.inject("submit", "422", 1)
-    with pytest.raises(X.RemoteRejected, match="Injected error"):
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    with pytest.raises(RemoteRejected, match="Injected error"):
+        provider(emu, tmp_path).fill(request(), FillHooks())
 
 
 def test_failed_task(emu, tmp_path):
     emu.next_job(fail="inference crashed")
-    with pytest.raises(X.RemoteFailed, match="inference crashed"):
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    with pytest.raises(RemoteFailed, match="inference crashed"):
+        provider(emu, tmp_path).fill(request(), FillHooks())
     assert Journal(tmp_path / "state").entries()[-1]["status"] == "failed"
 
 
 def test_nsfw(emu, tmp_path):
     emu.next_job(nsfw=True)
-    with pytest.raises(X.NSFWBlocked, match="flagged image 1 of 1 as NSFW"):
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
-    res = provider(emu, tmp_path, nsfw="keep").fill(request(), FP.FillHooks())
+    with pytest.raises(NSFWBlocked, match="flagged image 1 of 1 as NSFW"):
+        provider(emu, tmp_path).fill(request(), FillHooks())
+    res = provider(emu, tmp_path, nsfw="keep").fill(request(), FillHooks())
     assert res.meta["nsfw"] == [True] and float(res.images.max()) == 0.0 and emu.count("submit") == 1
 
 
 def test_output_404(emu, tmp_path):
     emu.next_job(result_404=True)
-    with pytest.raises(X.ResultUnavailable, match="billed"):
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    with pytest.raises(ResultUnavailable, match="billed"):
+        provider(emu, tmp_path).fill(request(), FillHooks())
 
 
 def test_base64_output(emu, tmp_path):
     req = request(params={"enable_base64_output": True})
-    assert_filled(provider(emu, tmp_path).fill(req, FP.FillHooks()), req)
+    assert_filled(provider(emu, tmp_path).fill(req, FillHooks()), req)
     assert emu.count("file") == 0
 
 
 def test_sync_mode(emu, tmp_path):
     req = request(params={"enable_sync_mode": True})
-    assert_filled(provider(emu, tmp_path).fill(req, FP.FillHooks()), req)
+    assert_filled(provider(emu, tmp_path).fill(req, FillHooks()), req)
 
 
 @pytest.mark.parametrize("when,plan", [("in queue", {"queue_seconds": None}),
@@ -169,14 +172,14 @@ def test_sync_mode(emu, tmp_path):
 def test_cancel(emu, tmp_path, when, plan):
     emu.next_job(**plan)
     flag = threading.Event()
-    hooks = FP.FillHooks(progress=lambda f, t: flag.set() if when in t else None, cancelled=flag.is_set)
-    with pytest.raises(X.RemoteCancelled) as ei:
+    hooks = FillHooks(progress=lambda f, t: flag.set() if when in t else None, cancelled=flag.is_set)
+    with pytest.raises(RemoteCancelled) as ei:
         provider(emu, tmp_path).fill(request(), hooks)
     assert ei.value.request_id in emu.cancelled and emu.billed == []
     assert emu.count("cancel", method="DELETE") == 1
     # the status check after the DELETE confirms it stopped: terminal, a re-run submits anew
     assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancelled"
-    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    res = provider(emu, tmp_path).fill(request(), FillHooks())
     assert res.meta["request_id"] != ei.value.request_id and emu.count("submit") == 2
     assert [b["request_id"] for b in emu.billed] == [res.meta["request_id"]]
 
@@ -184,13 +187,13 @@ def test_cancel(emu, tmp_path, when, plan):
 def test_deadline_then_resume_bills_once(emu, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="fluxfill.hosted")
     emu.next_job(run_seconds=None)
-    with pytest.raises(X.DeadlineExceeded, match="resume") as ei:
-        provider(emu, tmp_path, deadline_s=0.3).fill(request(), FP.FillHooks())
+    with pytest.raises(DeadlineExceeded, match="resume") as ei:
+        provider(emu, tmp_path, deadline_s=0.3).fill(request(), FillHooks())
     emu.finish_job(ei.value.request_id)
-    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    res = provider(emu, tmp_path).fill(request(), FillHooks())
     assert res.meta["resumed"] and res.meta["request_id"] == ei.value.request_id
     assert emu.count("submit") == 1 and len(emu.billed) == 1
-    assert provider(emu, tmp_path).fill(request(), FP.FillHooks()).meta["cached"]
+    assert provider(emu, tmp_path).fill(request(), FillHooks()).meta["cached"]
     blobs = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
     assert KEY.encode() not in blobs and KEY not in caplog.text and KEY not in str(ei.value)
 
@@ -204,8 +207,8 @@ def test_cancel_acts_during_a_hung_poll(tmp_path):
         slow = RetryPolicy(tries=3, backoff=0.01, read_timeout=60.0, poll_read_timeout=60.0)
         prov = WaveSpeedProvider(WaveSpeedClient(KEY, api_url=emu.base_url, policy=slow, poll=POLL),
                                  EP, tmp_path / "state")
-        hooks = FP.FillHooks(cancelled=lambda: emu.count("result") > 0)
-        with pytest.raises(X.RemoteCancelled) as ei:
+        hooks = FillHooks(cancelled=lambda: emu.count("result") > 0)
+        with pytest.raises(RemoteCancelled) as ei:
             prov.fill(request(), hooks)
         assert ei.value.request_id in emu.cancelled and emu.billed == []
         assert emu.count("cancel", method="DELETE") == 1
@@ -217,19 +220,19 @@ def test_cancel_not_honoured_the_rerun_returns_that_tasks_result(emu, tmp_path):
     emu.honour_cancel = False
     emu.next_job(run_seconds=None)
     flag = threading.Event()
-    hooks = FP.FillHooks(progress=lambda f, t: flag.set() if "running" in t else None, cancelled=flag.is_set)
-    with pytest.raises(X.RemoteCancelled, match="may still finish and be billed") as ei:
+    hooks = FillHooks(progress=lambda f, t: flag.set() if "running" in t else None, cancelled=flag.is_set)
+    with pytest.raises(RemoteCancelled, match="may still finish and be billed") as ei:
         provider(emu, tmp_path).fill(request(), hooks)
     rid = ei.value.request_id
     assert rid in emu.cancelled and Journal(tmp_path / "state").entries()[-1]["status"] == "cancel_requested"
     emu.finish_job(rid)
     req = request()
-    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    res = provider(emu, tmp_path).fill(req, FillHooks())
     assert_filled(res, req)
     assert res.meta["request_id"] == rid and res.meta["resumed"]
     assert any("cancelled earlier but completed" in n for n in res.meta["notes"])
     assert emu.count("submit") == 1 and [b["request_id"] for b in emu.billed] == [rid]
-    assert provider(emu, tmp_path).fill(req, FP.FillHooks()).meta["cached"]
+    assert provider(emu, tmp_path).fill(req, FillHooks()).meta["cached"]
 
 
 def test_unconfirmed_cancel_that_did_stop_the_task_then_a_rerun_submits_anew(emu, tmp_path):
@@ -240,12 +243,12 @@ def test_unconfirmed_cancel_that_did_stop_the_task_then_a_rerun_submits_anew(emu
         if "running" in text and not flag.is_set():
             emu.inject("result", "500", 10)          # the check after the DELETE fails
             flag.set()
-    with pytest.raises(X.RemoteCancelled) as ei:
-        provider(emu, tmp_path).fill(request(), FP.FillHooks(progress=progress, cancelled=flag.is_set))
+    with pytest.raises(RemoteCancelled) as ei:
+        provider(emu, tmp_path).fill(request(), FillHooks(progress=progress, cancelled=flag.is_set))
     rid = ei.value.request_id
     assert Journal(tmp_path / "state").entries()[-1]["status"] == "cancel_requested"
     emu.clear_faults()
-    res = provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    res = provider(emu, tmp_path).fill(request(), FillHooks())
     assert res.meta["request_id"] != rid and emu.count("submit") == 2
     assert any(f"request {rid}, cancelled earlier" in n for n in res.meta["notes"])
     assert [b["request_id"] for b in emu.billed] == [res.meta["request_id"]]
@@ -257,8 +260,8 @@ def test_an_uncertain_submit_is_journaled_and_noted_on_the_rerun(emu, tmp_path):
     the journal records "uncertain"; the message says what that means; the re-run (a new
     task: WaveSpeed cannot list tasks) carries a note about the earlier submit."""
     emu.inject("submit", "drop-response", 1)
-    with pytest.raises(X.SubmitUncertain) as ei:
-        provider(emu, tmp_path).fill(request(), FP.FillHooks())
+    with pytest.raises(SubmitUncertain) as ei:
+        provider(emu, tmp_path).fill(request(), FillHooks())
     msg = str(ei.value)
     assert "NOT sent again" in msg and "may have been created and billed" in msg
     assert "no way to look a task up without its id" in msg and "submits a NEW task" in msg
@@ -266,8 +269,8 @@ def test_an_uncertain_submit_is_journaled_and_noted_on_the_rerun(emu, tmp_path):
     last = Journal(tmp_path / "state").entries()[-1]
     assert last["status"] == "uncertain" and last["request_id"] is None and last["provider"] == "wavespeed"
     req = request()
-    res = provider(emu, tmp_path).fill(req, FP.FillHooks())
+    res = provider(emu, tmp_path).fill(req, FillHooks())
     assert_filled(res, req)
     assert emu.count("submit") == 2 and res.meta["input_hash"] == last["input_hash"]
     assert any("earlier submit of these same inputs" in n for n in res.meta["notes"])
-    assert provider(emu, tmp_path).fill(req, FP.FillHooks()).meta["cached"]   # noted once, then cached
+    assert provider(emu, tmp_path).fill(req, FillHooks()).meta["cached"]   # noted once, then cached

@@ -1,4 +1,4 @@
-"""Price estimates from the endpoint table (endpoints.ENDPOINTS[...].price).
+"""Price estimates from the endpoint table (endpoint_table.ENDPOINTS[...].price).
 
 Rules (from the providers' endpoint pages):
 - fal-ai/flux-lora/inpainting   $0.035 per megapixel of output, per image (no rounding stated)
@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import endpoints as E
+from . import endpoint_table
+from .params import output_size
 
 MEGAPIXEL = 1024 * 1024
 
@@ -31,7 +32,7 @@ class PriceEstimate:
 
 def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> PriceEstimate:
     """Price of `num_images` outputs of width×height on `endpoint_id`."""
-    ep = E.get(endpoint_id)
+    ep = endpoint_table.get(endpoint_id)
     p = ep.price
     mp = width * height / MEGAPIXEL
     n = int(num_images)
@@ -46,13 +47,13 @@ def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> 
 
 def estimate_for(endpoint_id: str, validated: dict, input_size: tuple[int, int]) -> PriceEstimate:
     """Estimate for validated params (output size from image_size/size, else the input's)."""
-    w, h = E.output_size(endpoint_id, validated, input_size)
+    w, h = output_size(endpoint_id, validated, input_size)
     return estimate(endpoint_id, w, h, validated.get("num_images", 1))
 
 
 def actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
     """Cost of the outputs actually returned (list of (w, h)), summed per image."""
-    ep = E.get(endpoint_id)
+    ep = endpoint_table.get(endpoint_id)
     if ep.price.kind is None:
         return PriceEstimate(None, ep.price.source)
     if not sizes:
@@ -68,4 +69,4 @@ def actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
 
 
 def price_text(endpoint_id: str) -> str:
-    return E.get(endpoint_id).price.source
+    return endpoint_table.get(endpoint_id).price.source

@@ -1,12 +1,8 @@
-"""One table per hosted endpoint: every parameter it takes, with type, default and range.
+"""Validation and payloads against the endpoint table (endpoint_table.py).
 
-This is the single source of truth for validation (`validate`), payload building
-(`build_payload`), pricing (`Endpoint.price`), README tables (`markdown_table`) and, later,
-the web UI (`describe`). Field names are the providers' own API names; the short aliases
-`steps` (num_inference_steps) and `guidance` (guidance_scale) are accepted too.
-
-Where the provider publishes nothing, the table says so in `note` rather than inventing a
-tighter rule (e.g. fal's LoRA scale has no published range: only finiteness is checked).
+`validate` checks every field and fills in the endpoint's defaults, `split_params` sorts
+a node's widgets into those an endpoint takes and those it does not, `build_payload` makes
+the provider's JSON body, `output_size` says what size the endpoint will produce.
 
 Image-valued sub-fields (fill_image.fill_image_url, controlnets[].control_image_url, …) take
 either a URL string (https/http/data:) or an image (torch tensor [H,W,C] / numpy / PIL); the
@@ -14,170 +10,12 @@ provider encodes and uploads images (`map_images`) before `build_payload`.
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .endpoint_table import CONTROL_MODES, FIELDS, IMAGE_SIZE_PRESETS, Endpoint, Rule, canonical_name, get
 from .errors import HostedValidationError
-
-FAL_DATA_URI_LIMIT = 10 * 1024 * 1024   # fal accepts data URIs up to 10 MiB
-SEED_MAX = 2147483647
-IMAGE_SIZE_PRESETS = {
-    "square_hd": (1024, 1024), "square": (512, 512),
-    "portrait_4_3": (768, 1024), "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576),
-}
-CONTROL_MODES = ("canny", "tile", "depth", "blur", "pose", "gray", "low-quality")
-ALIASES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How one endpoint takes one field."""
-    default: Any = None           # None: not sent unless given
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
-    max_items: int | None = None  # lists (loras, controlnets)
-    scale_min: float | None = None  # loras: scale range (None: only finite)
-    scale_max: float | None = None
-    per_layer: bool = False       # loras: scale may be {layer: scale}
-    required: bool = False
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Field:
-    type: str   # str int float bool enum image_size size loras fill_image controlnets controlnet_unions
-    doc: str
-    alias: str | None = None
-
-
-FIELDS: dict[str, Field] = {
-    "prompt": Field("str", "What to paint into the masked area."),
-    "image_size": Field("image_size", "Output size: a preset (square_hd, square, portrait_4_3, portrait_16_9, "
-                        "landscape_4_3, landscape_16_9) or {width, height}. Unset: the input image's size."),
-    "size": Field("size", "Output size \"W*H\" (also (w, h) or {width, height}). Unset: the input image's size."),
-    "num_inference_steps": Field("int", "Denoising steps.", alias="steps"),
-    "seed": Field("int", "Seed; same seed + same inputs gives the same image."),
-    "guidance_scale": Field("float", "Prompt adherence (CFG / FLUX guidance).", alias="guidance"),
-    "strength": Field("float", "Inpainting strength: 1.0 remakes the masked area, ~0 keeps it."),
-    "num_images": Field("int", "Images per request."),
-    "loras": Field("loras", "LoRAs [{path, scale}] (from LoraStack's hosted paths)."),
-    "enable_safety_checker": Field("bool", "Run the provider's safety filter on outputs."),
-    "safety_tolerance": Field("enum", "Moderation level, \"1\" strictest .. \"6\" most permissive."),
-    "enhance_prompt": Field("bool", "Let the provider rewrite the prompt."),
-    "output_format": Field("enum", "Format of the generated files."),
-    "acceleration": Field("enum", "Speed preset of the backend."),
-    "paste_back": Field("bool", "Paste the original back outside the mask."),
-    "fill_image": Field("fill_image", "Image placed into the masked area: {fill_image_url, in_context_fill, use_prompt}."),
-    "resize_to_original": Field("bool", "Resize the output back to the input's size."),
-    "controlnets": Field("controlnets", "[{path, control_image_url, conditioning_scale, config_url, variant, "
-                         "mask_image_url, mask_threshold, start_percentage, end_percentage}]"),
-    "controlnet_unions": Field("controlnet_unions", "[{path, config_url, variant, controls: [{control_image_url, "
-                               "control_mode, conditioning_scale, mask_image_url, mask_threshold, "
-                               "start_percentage, end_percentage}]}]"),
-    "sync_mode": Field("bool", "Return outputs as data URIs (not kept in the request history)."),
-    "enable_base64_output": Field("bool", "Return outputs as base64 data URIs."),
-    "enable_sync_mode": Field("bool", "Answer the submit only when the outputs are ready."),
-}
-
-
-@dataclass(frozen=True)
-class Price:
-    kind: str | None      # "per_mp" | "per_mp_ceil" | "per_image" | None (unpublished)
-    usd: float | None
-    source: str
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    id: str
-    provider: str                 # "fal" | "wavespeed"
-    title: str
-    price: Price
-    rules: dict[str, Rule]
-    image_key: str = "image_url"
-    mask_key: str = "mask_url"
-    data_uri_limit: int = 0       # 0: always upload
-    note: str = ""
-
-    def takes(self, name: str) -> bool:
-        return name in self.rules
-
-
-_STEPS = Rule(28, 1, 50)
-_N = Rule(1, 1, 4)
-_FAL_SEED = Rule(None, 0, SEED_MAX)
-_FMT = ("jpeg", "png")
-_PROMPT_REQ = Rule(required=True)
-
-ENDPOINTS: dict[str, Endpoint] = {e.id: e for e in [
-    Endpoint("fal-ai/flux-lora-fill", "fal", "FLUX.1 [dev] Fill with LoRAs",
-             Price(None, None, "not published on the endpoint page"), {
-                 "prompt": Rule(note="optional (empty = plain fill)"),
-                 "image_size": Rule(), "num_inference_steps": _STEPS, "seed": _FAL_SEED,
-                 "loras": Rule([], note="scale: no published range"),
-                 "guidance_scale": Rule(30, 28, 35), "sync_mode": Rule(False), "num_images": _N,
-                 "enable_safety_checker": Rule(True), "output_format": Rule("jpeg", choices=_FMT),
-                 "acceleration": Rule("none", choices=("none", "regular")),
-                 "paste_back": Rule(True), "fill_image": Rule(), "resize_to_original": Rule(False),
-             }, data_uri_limit=FAL_DATA_URI_LIMIT),
-    Endpoint("fal-ai/flux-lora/inpainting", "fal", "FLUX.1 [dev] Inpainting with LoRAs",
-             Price("per_mp", 0.035, "$0.035 per megapixel"), {
-                 "prompt": _PROMPT_REQ, "image_size": Rule(), "num_inference_steps": _STEPS,
-                 "seed": _FAL_SEED, "loras": Rule([], note="scale: no published range"),
-                 "guidance_scale": Rule(3.5, 0, 35), "sync_mode": Rule(False), "num_images": _N,
-                 "enable_safety_checker": Rule(True), "output_format": Rule("jpeg", choices=_FMT),
-                 "acceleration": Rule("none", choices=("none", "regular")),
-                 "strength": Rule(0.85, 0.01, 1),
-             }, data_uri_limit=FAL_DATA_URI_LIMIT),
-    Endpoint("fal-ai/flux-pro/v1/fill", "fal", "FLUX.1 [pro] Fill",
-             Price("per_mp_ceil", 0.05, "$0.05 per megapixel, rounded up to whole megapixels"), {
-                 "prompt": _PROMPT_REQ, "seed": _FAL_SEED, "sync_mode": Rule(False), "num_images": _N,
-                 "output_format": Rule("jpeg", choices=_FMT),
-                 "safety_tolerance": Rule("2", choices=("1", "2", "3", "4", "5", "6")),
-                 "enhance_prompt": Rule(False),
-             }, data_uri_limit=FAL_DATA_URI_LIMIT,
-             note="image and mask must have the same size (always true here)"),
-    Endpoint("fal-ai/flux-general/inpainting", "fal", "FLUX.1 [dev] with ControlNets and LoRAs (inpainting)",
-             Price("per_mp", 0.075, "$0.075 per megapixel (flux-general)"), {
-                 "prompt": _PROMPT_REQ, "image_size": Rule(),
-                 "num_inference_steps": Rule(28, 1, 50, note="range not published; dev's 1-50 assumed"),
-                 "seed": _FAL_SEED,
-                 "loras": Rule([], per_layer=True, note="scale: float or {layer: scale}; no published range"),
-                 "controlnets": Rule([], max_items=1, note="only one supported by fal"),
-                 "controlnet_unions": Rule([], max_items=1, note="only one supported by fal"),
-                 "guidance_scale": Rule(3.5, 0, 35, note="range not published; dev's 0-35 assumed"),
-                 "sync_mode": Rule(False), "num_images": _N, "enable_safety_checker": Rule(True),
-                 "strength": Rule(0.85, 0.01, 1, note="range not published; dev's 0.01-1 assumed"),
-                 "output_format": Rule("png", choices=_FMT),
-             }, data_uri_limit=FAL_DATA_URI_LIMIT),
-    Endpoint("wavespeed-ai/flux-fill-dev", "wavespeed", "WaveSpeedAI FLUX.1 Fill [dev]",
-             Price("per_image", 0.035, "$0.035 per image"), {
-                 "prompt": _PROMPT_REQ, "size": Rule(None, 256, 1536),
-                 "num_inference_steps": _STEPS, "seed": Rule(None, -1, SEED_MAX),
-                 "guidance_scale": Rule(30, 28, 35), "num_images": _N,
-                 "loras": Rule([], max_items=3, scale_min=0, scale_max=4),
-                 "enable_safety_checker": Rule(True), "enable_base64_output": Rule(False),
-                 "enable_sync_mode": Rule(False),
-             }, image_key="image", mask_key="mask_image", data_uri_limit=0,
-             note="inputs are always uploaded (the page documents URLs only)"),
-]}
-
-
-def get(endpoint_id: str) -> Endpoint:
-    try:
-        return ENDPOINTS[endpoint_id]
-    except KeyError:
-        raise HostedValidationError(f"unknown endpoint {endpoint_id!r}; choose one of "
-                                    f"{', '.join(ENDPOINTS)}", field="endpoint") from None
-
-
-def endpoints_for(provider: str) -> list[str]:
-    return [k for k, e in ENDPOINTS.items() if e.provider == provider]
 
 
 # ---------------------------------------------------------------- value checks
@@ -185,12 +23,9 @@ def _err(ep: Endpoint, name: str, msg: str):
     return HostedValidationError(f"{ep.id}: {name} {msg}", field=name)
 
 
-def _fmt(x):
+def number_text(x):
+    """A rule bound or value as people write it: 35.0 -> 35."""
     return int(x) if isinstance(x, float) and x.is_integer() else x
-
-
-def _range_text(rule: Rule) -> str:
-    return f"between {_fmt(rule.min)} and {_fmt(rule.max)}"
 
 
 def _int(ep, name, v, lo=None, hi=None):
@@ -201,7 +36,7 @@ def _int(ep, name, v, lo=None, hi=None):
             raise _err(ep, name, f"must be a whole number, got {v}")
     v = int(v)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise _err(ep, name, f"must be between {_fmt(lo)} and {_fmt(hi)}, got {v}")
+        raise _err(ep, name, f"must be between {number_text(lo)} and {number_text(hi)}, got {v}")
     return v
 
 
@@ -212,7 +47,7 @@ def _float(ep, name, v, lo=None, hi=None):
     if not math.isfinite(v):
         raise _err(ep, name, f"must be a finite number, got {v}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise _err(ep, name, f"must be between {_fmt(lo)} and {_fmt(hi)}, got {_fmt(v)}")
+        raise _err(ep, name, f"must be between {number_text(lo)} and {number_text(hi)}, got {number_text(v)}")
     return v
 
 
@@ -384,17 +219,13 @@ def _check(ep: Endpoint, name: str, v, rule: Rule):
     if t == "fill_image":
         return _obj(ep, name, v, _FILL_IMAGE)
     if t == "controlnets":
-        return _list_of(ep, name, v, rule, lambda w, x: _obj(ep, w, x, _CONTROLNET))
+        return _list_of(ep, name, v, rule, lambda where, item: _obj(ep, where, item, _CONTROLNET))
     if t == "controlnet_unions":
-        return _list_of(ep, name, v, rule, lambda w, x: _union(ep, w, x))
+        return _list_of(ep, name, v, rule, lambda where, item: _union(ep, where, item))
     raise AssertionError(t)
 
 
 # ---------------------------------------------------------------- public API
-def canonical_name(name: str) -> str:
-    return ALIASES.get(name, name)
-
-
 def split_params(endpoint_id: str, params: dict) -> tuple[dict, dict]:
     """(taken, ignored): the params `endpoint_id` takes and those it does not (e.g. a node's
     widgets for another endpoint). Aliases are resolved; None values count as unset."""
@@ -510,43 +341,3 @@ def output_size(endpoint_id: str, validated: dict, input_size: tuple[int, int]) 
         return int(w), int(h)
     return input_size
 
-
-def describe(endpoint_id: str) -> list[dict]:
-    """Rows for README tables and the web UI: name, alias, type, default, range, doc, note."""
-    ep = get(endpoint_id)
-    rows = []
-    for name, rule in ep.rules.items():
-        f = FIELDS[name]
-        if rule.choices:
-            rng = " / ".join(rule.choices)
-        elif rule.min is not None or rule.max is not None:
-            rng = f"{_fmt(rule.min)} – {_fmt(rule.max)}" + (" per side" if f.type == "size" else "")
-        elif f.type == "loras":
-            rng = (f"max {rule.max_items}, " if rule.max_items else "") + (
-                f"scale {_fmt(rule.scale_min)} – {_fmt(rule.scale_max)}" if rule.scale_max is not None
-                else "scale: any finite" + (" or {layer: scale}" if rule.per_layer else ""))
-        elif rule.max_items:
-            rng = f"max {rule.max_items}"
-        elif f.type == "image_size":
-            rng = "preset or {width, height}"
-        else:
-            rng = ""
-        rows.append({"name": name, "alias": f.alias, "type": f.type,
-                     "default": rule.default, "range": rng, "required": rule.required,
-                     "doc": f.doc, "note": rule.note})
-    return rows
-
-
-def markdown_table(endpoint_id: str) -> str:
-    ep = get(endpoint_id)
-    from .pricing import price_text
-    lines = [f"### {ep.id} — {ep.title}", "", f"Price: {price_text(endpoint_id)}", "",
-             "| parameter | default | range / choices | notes |", "|---|---|---|---|"]
-    for r in describe(endpoint_id):
-        name = f"`{r['name']}`" + (f" (`{r['alias']}`)" if r["alias"] else "")
-        d = "required" if r["required"] else ("—" if r["default"] is None else json.dumps(r["default"]))
-        note = f" ({r['note']})" if r["note"] else ""
-        lines.append(f"| {name} | {d} | {r['range']} | {r['doc']}{note} |")
-    if ep.note:
-        lines += ["", ep.note]
-    return "\n".join(lines)
