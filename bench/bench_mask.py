@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ import mmap
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import mask_ops
 
@@ -103,7 +102,8 @@ def resize(x: torch.Tensor, w: int, h: int, mode: str = "bicubic") -> torch.Tens
     if x.shape[1] == h and x.shape[2] == w:
         return x
     t = x.unsqueeze(1) if x.ndim == 3 else x.movedim(-1, 1).contiguous()  # planar: 2x faster
-    t = F.interpolate(t.float(), size=(h, w), mode=mode, align_corners=False, antialias=True)
+    t = torch.nn.functional.interpolate(t.float(), size=(h, w), mode=mode, align_corners=False,
+                                        antialias=True)
     t = t.clamp_(0, 1).to(x.dtype)
     return t.squeeze(1) if x.ndim == 3 else t.movedim(1, -1)
 

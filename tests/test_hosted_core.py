@@ -2,7 +2,6 @@
 encoding and safe decoding."""
 import io
 import json
-import os
 import threading
 
 import numpy as np
@@ -10,9 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fluxfill.core.hosted import images as I
-from fluxfill.core.hosted import keys as K
-from fluxfill.core.hosted import transport as T
+from fluxfill.core.hosted import images, keys, transport
 from fluxfill.core.hosted.errors import (HostedValidationError, InsecureURL, MissingKey,
                                          TransportError)
 from fluxfill.core.hosted.fal import FalClient
@@ -25,7 +22,7 @@ SECRET = "fal-id-123456:sk-SECRET-abcdef987654"
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000/x", "http://127.5.6.7/x", "http://localhost:1/x",
                                  "http://[::1]:9/x", "https://queue.fal.run", "https://1.2.3.4/x"])
 def test_allowed_urls(url):
-    assert T.check_url(url, "t") == url
+    assert transport.check_url(url, "t") == url
 
 
 @pytest.mark.parametrize("url,text", [("http://queue.fal.run/x", "only allowed to loopback"),
@@ -35,9 +32,9 @@ def test_allowed_urls(url):
                                       ("file:///etc/passwd", "expected an https:// URL")])
 def test_refused_urls(url, text):
     with pytest.raises(InsecureURL, match=text):
-        T.check_url(url, "FAL_QUEUE_URL")
+        transport.check_url(url, "FAL_QUEUE_URL")
     with pytest.raises(ValueError):
-        T.check_url(url, "x")
+        transport.check_url(url, "x")
 
 
 def test_clients_refuse_plain_http_base_urls():
@@ -52,7 +49,7 @@ def test_clients_refuse_plain_http_base_urls():
 
 
 def test_redactor():
-    r = T.Redactor([SECRET])
+    r = transport.Redactor([SECRET])
     text = f"bad key {SECRET}; id fal-id-123456; secret sk-SECRET-abcdef987654; Authorization: Key abcdefgh123"
     out = r(text)
     assert "SECRET" not in out and "fal-id-123456" not in out and "abcdefgh123" not in out
@@ -61,40 +58,40 @@ def test_redactor():
 
 
 def test_secret_and_clients_hide_the_key():
-    s = K.Secret(SECRET)
+    s = keys.Secret(SECRET)
     assert SECRET not in repr(s) + str(s) + f"{s}" + repr([s])
     assert s.reveal() == SECRET
     with pytest.raises(TypeError):
         import pickle
         pickle.dumps(s)
-    c = FalClient(SECRET, queue_url="http://127.0.0.1:1/q", rest_url="http://127.0.0.1:1/r")
-    w = WaveSpeedClient(SECRET, api_url="http://127.0.0.1:1")
-    for obj in (c, w, c.t, w.t, c.t.redact):
+    fal = FalClient(SECRET, queue_url="http://127.0.0.1:1/q", rest_url="http://127.0.0.1:1/r")
+    wavespeed = WaveSpeedClient(SECRET, api_url="http://127.0.0.1:1")
+    for obj in (fal, wavespeed, fal.t, wavespeed.t, fal.t.redact):
         assert "SECRET" not in repr(obj)
 
 
 def test_keys_env_wins_over_file(tmp_path):
-    K.save_key("fal", "file-fal-key", tmp_path)
-    K.save_key("wavespeed", "file-ws-key", tmp_path)
+    keys.save_key("fal", "file-fal-key", tmp_path)
+    keys.save_key("wavespeed", "file-ws-key", tmp_path)
     f = tmp_path / "fluxfill" / "keys.json"
     assert json.loads(f.read_text()) == {"fal": "file-fal-key", "wavespeed": "file-ws-key"}
     assert (f.stat().st_mode & 0o777) == 0o600
-    assert K.load_key("fal", tmp_path, env={}).reveal() == "file-fal-key"
-    assert K.load_key("fal", tmp_path, env={"FAL_KEY": " env-key "}).reveal() == "env-key"
-    assert K.load_key("wavespeed", tmp_path, env={"FAL_KEY": "x"}).reveal() == "file-ws-key"
+    assert keys.load_key("fal", tmp_path, env={}).reveal() == "file-fal-key"
+    assert keys.load_key("fal", tmp_path, env={"FAL_KEY": " env-key "}).reveal() == "env-key"
+    assert keys.load_key("wavespeed", tmp_path, env={"FAL_KEY": "x"}).reveal() == "file-ws-key"
 
 
 def test_missing_and_broken_key_files(tmp_path):
     with pytest.raises(MissingKey) as ei:
-        K.load_key("wavespeed", tmp_path, env={})
+        keys.load_key("wavespeed", tmp_path, env={})
     assert "WAVESPEED_API_KEY" in str(ei.value) and "keys.json" in str(ei.value)
     (tmp_path / "fluxfill").mkdir()
     (tmp_path / "fluxfill" / "keys.json").write_text("{not json " + SECRET)
     with pytest.raises(MissingKey) as ei:
-        K.load_key("fal", tmp_path, env={})
+        keys.load_key("fal", tmp_path, env={})
     assert "not valid JSON" in str(ei.value) and SECRET not in str(ei.value)
     with pytest.raises(ValueError, match="unknown provider"):
-        K.load_key("replicate", tmp_path, env={})
+        keys.load_key("replicate", tmp_path, env={})
 
 
 # ------------------------------------------------------------------ journal / cache / ledger
@@ -135,7 +132,7 @@ def test_input_hash_is_canonical_and_seed_sensitive():
 
 def test_result_cache_roundtrip_and_overwrite(tmp_path):
     c = ResultCache(tmp_path)
-    png = I.png_bytes(np.zeros((4, 4, 3), np.uint8), "RGB")
+    png = images.png_bytes(np.zeros((4, 4, 3), np.uint8), "RGB")
     key = "ab" * 32
     assert c.get(key) is None
     c.put(key, [png, png], {"request_id": "r"})
@@ -163,7 +160,7 @@ def test_ledger_appends_once_per_request_across_threads(tmp_path):
 # ------------------------------------------------------------------ images
 def test_encode_image_and_mask():
     img = torch.rand(1, 20, 30, 4)
-    data, size = I.encode_image(img)
+    data, size = images.encode_image(img)
     assert size == (30, 20)
     im = Image.open(io.BytesIO(data))
     assert im.format == "PNG" and im.mode == "RGB" and im.size == (30, 20)
@@ -172,48 +169,48 @@ def test_encode_image_and_mask():
     m = torch.zeros(20, 30)
     m[5:10, 5:10] = 1.0
     m[0, 0] = 0.5
-    mk = Image.open(io.BytesIO(I.encode_mask(m, size)))
+    mk = Image.open(io.BytesIO(images.encode_mask(m, size)))
     assert mk.format == "PNG" and mk.mode == "L" and mk.size == (30, 20)
     a = np.asarray(mk)
     assert a[6, 6] == 255 and a[15, 15] == 0 and a[0, 0] == 128
     with pytest.raises(HostedValidationError, match="mask is 30x19 but the image is 30x20"):
-        I.encode_mask(torch.zeros(19, 30), size)
-    grey, _ = I.encode_image(np.full((3, 3), 0.5, np.float32))
+        images.encode_mask(torch.zeros(19, 30), size)
+    grey, _ = images.encode_image(np.full((3, 3), 0.5, np.float32))
     assert Image.open(io.BytesIO(grey)).mode == "RGB"
 
 
 def test_decode_image_is_safe():
-    ok = I.png_bytes(np.full((6, 5, 3), 255, np.uint8), "RGB")
-    a = I.decode_image(ok)
+    ok = images.png_bytes(np.full((6, 5, 3), 255, np.uint8), "RGB")
+    a = images.decode_image(ok)
     assert a.shape == (6, 5, 3) and a.dtype == np.float32 and a.max() == 1.0
     with pytest.raises(TransportError, match="not a valid PNG/JPEG/WebP"):
-        I.decode_image(b"<html>404</html>")
+        images.decode_image(b"<html>404</html>")
     gif = io.BytesIO()
     Image.new("RGB", (4, 4)).save(gif, format="GIF")
     with pytest.raises(TransportError, match="not a valid"):
-        I.decode_image(gif.getvalue())
+        images.decode_image(gif.getvalue())
     big = io.BytesIO()
     Image.new("L", (4000, 4000)).save(big, format="PNG")      # small file, many pixels
     with pytest.raises(TransportError, match="pixel limit"):
-        I.decode_image(big.getvalue(), max_pixels=1_000_000)
+        images.decode_image(big.getvalue(), max_pixels=1_000_000)
     with pytest.raises(TransportError, match="not a valid"):
-        I.decode_image(ok[:40])                                   # truncated
+        images.decode_image(ok[:40])                                   # truncated
 
 
 def test_data_uris():
-    uri = I.data_uri(b"\x89PNGxyz")
+    uri = images.data_uri(b"\x89PNGxyz")
     assert uri.startswith("data:image/png;base64,")
-    assert I.decode_data_uri(uri, 100) == (b"\x89PNGxyz", "image/png")
+    assert images.decode_data_uri(uri, 100) == (b"\x89PNGxyz", "image/png")
     with pytest.raises(TransportError, match="limit"):
-        I.decode_data_uri(uri, 2)
+        images.decode_data_uri(uri, 2)
     with pytest.raises(TransportError):
-        I.decode_data_uri("data:image/png;base64,@@@", 100)
+        images.decode_data_uri("data:image/png;base64,@@@", 100)
 
 
 def test_retry_policy_honours_retry_after():
     class R:
         headers = {"Retry-After": "3"}
-    p = T.RetryPolicy(backoff=0.01, backoff_cap=0.02, retry_after_cap=10)
+    p = transport.RetryPolicy(backoff=0.01, backoff_cap=0.02, retry_after_cap=10)
     assert p.delay(1, R()) == 3.0
     p.retry_after_cap = 0.5
     assert p.delay(1, R()) == 0.5
@@ -227,17 +224,17 @@ def test_retry_predicates():
     class Resp:
         def __init__(self, code, headers=None):
             self.status_code, self.headers = code, headers or {}
-    assert T.fal_submit(Resp(429), None) and T.fal_submit(Resp(408), None)
-    assert T.fal_submit(Resp(503), None)                                  # ingress
-    assert not T.fal_submit(Resp(503, {"x-fal-request-id": "r"}), None)   # the app answered
-    assert not T.fal_submit(Resp(500, {"x-fal-request-id": "r"}), None)
-    assert not T.fal_submit(Resp(422), None)
-    assert T.fal_submit(None, requests.ReadTimeout())
-    assert T.positively_refused(Resp(429), None)
-    assert not T.positively_refused(Resp(503), None)
-    assert not T.positively_refused(None, requests.ReadTimeout())
-    assert T.positively_refused(None, requests.ConnectTimeout())
-    assert T.polls(Resp(502), None) and T.polls(Resp(429), None) and not T.polls(Resp(404), None)
+    assert transport.fal_submit(Resp(429), None) and transport.fal_submit(Resp(408), None)
+    assert transport.fal_submit(Resp(503), None)                                  # ingress
+    assert not transport.fal_submit(Resp(503, {"x-fal-request-id": "r"}), None)   # the app answered
+    assert not transport.fal_submit(Resp(500, {"x-fal-request-id": "r"}), None)
+    assert not transport.fal_submit(Resp(422), None)
+    assert transport.fal_submit(None, requests.ReadTimeout())
+    assert transport.positively_refused(Resp(429), None)
+    assert not transport.positively_refused(Resp(503), None)
+    assert not transport.positively_refused(None, requests.ReadTimeout())
+    assert transport.positively_refused(None, requests.ConnectTimeout())
+    assert transport.polls(Resp(502), None) and transport.polls(Resp(429), None) and not transport.polls(Resp(404), None)
 
 
 @pytest.mark.parametrize("shape", [(1024, 1024, 3), (1031, 517, 3), (1200, 1100)])
@@ -246,16 +243,16 @@ def test_big_pngs_are_compressed_in_bands_and_stay_lossless(shape):
     a = (rng.random(shape) * 0.3 + np.linspace(0, 0.7, shape[1])[None, :, *(() if len(shape) == 2 else (None,))])
     a[100:300] = 0.5                                     # flat rows: runs across band edges
     a = np.clip(a, 0, 1).astype(np.float32)
-    data = I.png_bytes(I.to_uint8(a), "L" if len(shape) == 2 else "RGB")
+    data = images.png_bytes(images.to_uint8(a), "L" if len(shape) == 2 else "RGB")
     assert len(data) < a.size                            # compressed
     img = Image.open(io.BytesIO(data))
     img.load()                                           # CRC and Adler-32 checked
-    assert (np.asarray(img) == I.to_uint8(a)).all()
+    assert (np.asarray(img) == images.to_uint8(a)).all()
 
 
 def test_to_uint8_rounds_and_clips():
     x = torch.tensor([[-0.5, 0.0, 0.5 / 255, 0.499, 1.0, 7.0]])
-    assert I.to_uint8(x).tolist() == [[0, 0, 1, 127, 255, 255]]
+    assert images.to_uint8(x).tolist() == [[0, 0, 1, 127, 255, 255]]
 
 
 def test_poll_schedule_tightens_at_the_expected_end():

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
-from . import keys as K
+from . import keys
 from .client import Poll, PollSchedule, QueueClient
 from .errors import ResultUnavailable, TransportError
 from .transport import (Deadline, Redactor, RetryPolicy, Transport, check_url, fal_submit, origin,
@@ -47,15 +47,15 @@ class FalHandle:
 class FalClient(QueueClient):
     provider = "fal"
 
-    def __init__(self, key: K.Secret | str, *, queue_url: str = DEFAULT_QUEUE_URL,
+    def __init__(self, key: keys.Secret | str, *, queue_url: str = DEFAULT_QUEUE_URL,
                  rest_url: str = DEFAULT_REST_URL, policy: RetryPolicy | None = None,
                  poll: PollSchedule | None = None, session=None):
-        key = key if isinstance(key, K.Secret) else K.Secret(key)
+        key = key if isinstance(key, keys.Secret) else keys.Secret(key)
         self.queue_url = check_url(queue_url.rstrip("/"), "FAL_QUEUE_URL")
         self.rest_url = check_url(rest_url.rstrip("/"), "FAL_REST_URL")
         transport = Transport("fal", [self.queue_url, self.rest_url], f"Key {key.reveal()}",
                               policy=policy, session=session, redactor=Redactor([key.reveal()]),
-                              key_hint=K.where("fal"))
+                              key_hint=keys.where("fal"))
         super().__init__(transport, poll)
         self._cdn: tuple[str, str, float] | None = None   # (base_url, auth header, expiry)
 
@@ -64,7 +64,7 @@ class FalClient(QueueClient):
         env = os.environ if env is None else env
         kw.setdefault("queue_url", env.get("FAL_QUEUE_URL") or DEFAULT_QUEUE_URL)
         kw.setdefault("rest_url", env.get("FAL_REST_URL") or DEFAULT_REST_URL)
-        return cls(K.load_key("fal", user_dir, env), **kw)
+        return cls(keys.load_key("fal", user_dir, env), **kw)
 
     def __repr__(self):
         return f"FalClient(queue_url={self.queue_url!r}, rest_url={self.rest_url!r})"
@@ -140,17 +140,17 @@ class FalClient(QueueClient):
 
     def _poll(self, handle, deadline, cancelled) -> Poll:
         body = self.status(handle, deadline=deadline, cancelled=cancelled)
-        st = body.get("status")
+        status = body.get("status")
         logs = [str(x.get("message", "")) for x in (body.get("logs") or []) if isinstance(x, dict)]
-        if st == "IN_QUEUE":
+        if status == "IN_QUEUE":
             return Poll("queued", position=body.get("queue_position"), raw=body)
-        if st == "IN_PROGRESS":
+        if status == "IN_PROGRESS":
             return Poll("running", logs=logs, raw=body)
-        if st == "COMPLETED":
+        if status == "COMPLETED":
             if body.get("error"):
                 kind = "cancelled" if body.get("error_type") == "request_cancelled" else "failed"
-                et = f" [{body['error_type']}]" if body.get("error_type") else ""
-                return Poll(kind, logs=logs, error=f"{body['error']}{et}", raw=body)
+                error_type = f" [{body['error_type']}]" if body.get("error_type") else ""
+                return Poll(kind, logs=logs, error=f"{body['error']}{error_type}", raw=body)
             return Poll("done", logs=logs, raw=body)
         return Poll("running", logs=logs, raw=body)   # unknown states: keep waiting
 
@@ -166,12 +166,12 @@ class FalClient(QueueClient):
         resp, body = self.t.call("PUT", handle.cancel_url, what="cancel", retry=polls,
                                  deadline=Deadline(10), accept=(400, 404), want_json=False)
         try:
-            st = resp.json().get("status")
+            status = resp.json().get("status")
         except (ValueError, AttributeError):
-            st = None
+            status = None
         if resp.status_code == 404:
-            return st or "NOT_FOUND"
-        return st or ("CANCELLATION_REQUESTED" if resp.status_code < 300 else f"HTTP {resp.status_code}")
+            return status or "NOT_FOUND"
+        return status or ("CANCELLATION_REQUESTED" if resp.status_code < 300 else f"HTTP {resp.status_code}")
 
     @staticmethod
     def outputs(result: dict) -> tuple[list[str], list[bool]]:

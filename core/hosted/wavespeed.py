@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from . import keys as K
+from . import keys
 from .client import Poll, PollSchedule, QueueClient
 from .errors import HostedError, RemoteRejected, ResultUnavailable, SubmitUncertain, TransportError
 from .transport import (Deadline, Redactor, RetryPolicy, Transport, check_url, polls,
@@ -43,20 +43,20 @@ class WaveSpeedHandle:
 class WaveSpeedClient(QueueClient):
     provider = "wavespeed"
 
-    def __init__(self, key: K.Secret | str, *, api_url: str = DEFAULT_API_URL,
+    def __init__(self, key: keys.Secret | str, *, api_url: str = DEFAULT_API_URL,
                  policy: RetryPolicy | None = None, poll: PollSchedule | None = None, session=None):
-        key = key if isinstance(key, K.Secret) else K.Secret(key)
+        key = key if isinstance(key, keys.Secret) else keys.Secret(key)
         self.api_url = check_url(api_url.rstrip("/"), "WAVESPEED_API_URL")
         transport = Transport("wavespeed", [self.api_url], f"Bearer {key.reveal()}", policy=policy,
                               session=session, redactor=Redactor([key.reveal()]),
-                              key_hint=K.where("wavespeed"))
+                              key_hint=keys.where("wavespeed"))
         super().__init__(transport, poll)
 
     @classmethod
     def from_env(cls, user_dir=None, env=None, **kw) -> "WaveSpeedClient":
         env = os.environ if env is None else env
         kw.setdefault("api_url", env.get("WAVESPEED_API_URL") or DEFAULT_API_URL)
-        return cls(K.load_key("wavespeed", user_dir, env), **kw)
+        return cls(keys.load_key("wavespeed", user_dir, env), **kw)
 
     def __repr__(self):
         return f"WaveSpeedClient(api_url={self.api_url!r})"
@@ -114,8 +114,8 @@ class WaveSpeedClient(QueueClient):
 
     def _poll(self, handle, deadline, cancelled) -> Poll:
         data = self.prediction(handle, deadline=deadline, cancelled=cancelled)
-        st = _STATES.get(str(data.get("status")).lower(), "running")
-        return Poll(st, error=data.get("error") or None, raw=data)
+        state = _STATES.get(str(data.get("status")).lower(), "running")
+        return Poll(state, error=data.get("error") or None, raw=data)
 
     def result(self, handle, *, deadline=None, cancelled=None) -> dict:
         data = self.prediction(handle, deadline=deadline, cancelled=cancelled)
