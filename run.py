@@ -1,15 +1,17 @@
-"""Run an API-format ComfyUI workflow from the command line (thin CLI over core/runner.py).
+"""Run an API-format ComfyUI workflow from the command line (thin CLI over client/).
 
     python run.py WORKFLOW.json [--server URL] [--set NODE.INPUT=VALUE ...]
                   [--image [NODE=]PATH ...] [--seed-random] [--out DIR] [--timeout S]
 
 A script, not part of the pack's import: Python puts this folder first on sys.path, so
-`core` below is the pack's core/ (pure; it never imports ComfyUI).
+`client` below is the pack's client/ (a ComfyUI API client; it never imports ComfyUI).
 """
 import argparse
 import sys
 
-from core import runner
+from client.errors import EXIT_INTERRUPTED, RunnerError
+from client.runner import Client, run
+from client.workflow import apply_set, image_target, load_workflow, randomize_seeds
 
 
 EPILOG = """\
@@ -46,26 +48,26 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        prompt = runner.load_workflow(args.workflow)
+        prompt = load_workflow(args.workflow)
         for spec in args.sets:
-            runner.apply_set(prompt, spec)
-        targets = [runner.image_target(prompt, spec) for spec in args.images]
+            apply_set(prompt, spec)
+        targets = [image_target(prompt, spec) for spec in args.images]
         if args.seed_random:
-            for name, seed in runner.randomize_seeds(prompt).items():
+            for name, seed in randomize_seeds(prompt).items():
                 print(f"{name} = {seed}", file=sys.stderr)
         if targets:
-            client = runner.Client(args.server)
+            client = Client(args.server)
             for nid, path in targets:
                 prompt[nid]["inputs"]["image"] = client.upload_image(path)
-        saved = runner.run(prompt, args.server, args.out, timeout=args.timeout)
-    except runner.RunnerError as e:
+        saved = run(prompt, args.server, args.out, timeout=args.timeout)
+    except RunnerError as e:
         for path in e.saved:
             print(path)
         print(f"error: {e}", file=sys.stderr)
         return e.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return runner.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     for path in saved:
         print(path)
     if not saved:

@@ -1,4 +1,4 @@
-"""run.py (core/runner.py) against the real ComfyUI server: `python run.py ...` as a user runs it."""
+"""run.py (client/) against the real ComfyUI server: `python run.py ...` as a user runs it."""
 import json
 import signal
 import subprocess
@@ -11,7 +11,8 @@ from PIL import Image
 
 from comfy_host import ROOT
 
-from fluxfill.core import runner
+from fluxfill.client.errors import RunnerError
+from fluxfill.client.workflow import apply_set, parse_value, randomize_seeds
 
 
 def run_cli(server, *args, timeout=120):
@@ -52,32 +53,32 @@ TINY = {"1": {"class_type": "FluxFillTestTinyModels", "inputs": {"seed": 0, "var
 def test_set_parses_json_values_and_resolves_id_class_and_title():
     p = json.loads(json.dumps(INVERT))
     p["1"]["_meta"]["title"] = "My.Source v2"          # a title with dots
-    runner.apply_set(p, "3.filename_prefix=x")
-    runner.apply_set(p, "ImageInvert.image=[\"1\", 0]")
-    runner.apply_set(p, "My.Source v2.image=a=b.png")  # '=' after the first belongs to VALUE
+    apply_set(p, "3.filename_prefix=x")
+    apply_set(p, "ImageInvert.image=[\"1\", 0]")
+    apply_set(p, "My.Source v2.image=a=b.png")  # '=' after the first belongs to VALUE
     assert p["3"]["inputs"]["filename_prefix"] == "x"
     assert p["2"]["inputs"]["image"] == ["1", 0]
     assert p["1"]["inputs"]["image"] == "a=b.png"
-    assert runner.parse_value("20") == 20 and runner.parse_value("true") is True
-    assert runner.parse_value("a red door") == "a red door" and runner.parse_value('"42"') == "42"
+    assert parse_value("20") == 20 and parse_value("true") is True
+    assert parse_value("a red door") == "a red door" and parse_value('"42"') == "42"
 
 
 def test_set_errors_name_the_problem():
     p = json.loads(json.dumps(TINY))
     p["7"] = {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "b"}}
-    with pytest.raises(runner.RunnerError, match="ambiguous.*ids 6, 7"):
-        runner.apply_set(p, "SaveImage.filename_prefix=x")
-    with pytest.raises(runner.RunnerError, match="no node 'Nope'.*4=KSampler"):
-        runner.apply_set(p, "Nope.steps=3")
-    with pytest.raises(runner.RunnerError, match="has no input 'stepz'.*steps"):
-        runner.apply_set(p, "KSampler.stepz=3")
-    with pytest.raises(runner.RunnerError, match="NODE.INPUT=VALUE"):
-        runner.apply_set(p, "KSampler=3")
+    with pytest.raises(RunnerError, match="ambiguous.*ids 6, 7"):
+        apply_set(p, "SaveImage.filename_prefix=x")
+    with pytest.raises(RunnerError, match="no node 'Nope'.*4=KSampler"):
+        apply_set(p, "Nope.steps=3")
+    with pytest.raises(RunnerError, match="has no input 'stepz'.*steps"):
+        apply_set(p, "KSampler.stepz=3")
+    with pytest.raises(RunnerError, match="NODE.INPUT=VALUE"):
+        apply_set(p, "KSampler=3")
 
 
 def test_seed_random_changes_literal_seeds_only():
     p = json.loads(json.dumps(TINY))
-    changed = runner.randomize_seeds(p, rng=__import__("random").Random(5))
+    changed = randomize_seeds(p, rng=__import__("random").Random(5))
     assert sorted(changed) == ["1.seed", "4.seed"] and changed["4.seed"] == p["4"]["inputs"]["seed"]
     assert p["4"]["inputs"]["seed"] != 1 and 0 <= p["4"]["inputs"]["seed"] < 2**31
 
