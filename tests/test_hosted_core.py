@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fluxfill.core.hosted import images, keys, transport
+from fluxfill.core.hosted import images, keys, retry, transport
 from fluxfill.core.hosted.errors import (HostedValidationError, InsecureURL, MissingKey,
                                          TransportError)
 from fluxfill.core.hosted.fal import FalClient
@@ -210,7 +210,7 @@ def test_data_uris():
 def test_retry_policy_honours_retry_after():
     class R:
         headers = {"Retry-After": "3"}
-    p = transport.RetryPolicy(backoff=0.01, backoff_cap=0.02, retry_after_cap=10)
+    p = retry.RetryPolicy(backoff=0.01, backoff_cap=0.02, retry_after_cap=10)
     assert p.delay(1, R()) == 3.0
     p.retry_after_cap = 0.5
     assert p.delay(1, R()) == 0.5
@@ -224,17 +224,17 @@ def test_retry_predicates():
     class Resp:
         def __init__(self, code, headers=None):
             self.status_code, self.headers = code, headers or {}
-    assert transport.fal_submit(Resp(429), None) and transport.fal_submit(Resp(408), None)
-    assert transport.fal_submit(Resp(503), None)                                  # ingress
-    assert not transport.fal_submit(Resp(503, {"x-fal-request-id": "r"}), None)   # the app answered
-    assert not transport.fal_submit(Resp(500, {"x-fal-request-id": "r"}), None)
-    assert not transport.fal_submit(Resp(422), None)
-    assert transport.fal_submit(None, requests.ReadTimeout())
-    assert transport.positively_refused(Resp(429), None)
-    assert not transport.positively_refused(Resp(503), None)
-    assert not transport.positively_refused(None, requests.ReadTimeout())
-    assert transport.positively_refused(None, requests.ConnectTimeout())
-    assert transport.polls(Resp(502), None) and transport.polls(Resp(429), None) and not transport.polls(Resp(404), None)
+    assert retry.fal_submit(Resp(429), None) and retry.fal_submit(Resp(408), None)
+    assert retry.fal_submit(Resp(503), None)                                  # ingress
+    assert not retry.fal_submit(Resp(503, {"x-fal-request-id": "r"}), None)   # the app answered
+    assert not retry.fal_submit(Resp(500, {"x-fal-request-id": "r"}), None)
+    assert not retry.fal_submit(Resp(422), None)
+    assert retry.fal_submit(None, requests.ReadTimeout())
+    assert retry.positively_refused(Resp(429), None)
+    assert not retry.positively_refused(Resp(503), None)
+    assert not retry.positively_refused(None, requests.ReadTimeout())
+    assert retry.positively_refused(None, requests.ConnectTimeout())
+    assert retry.polls(Resp(502), None) and retry.polls(Resp(429), None) and not retry.polls(Resp(404), None)
 
 
 @pytest.mark.parametrize("shape", [(1024, 1024, 3), (1031, 517, 3), (1200, 1100)])

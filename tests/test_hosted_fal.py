@@ -17,7 +17,8 @@ from fluxfill.core.hosted.errors import (AuthError, DeadlineExceeded, HostedErro
 from fluxfill.core.hosted.fal import FalClient
 from fluxfill.core.hosted.journal import Journal, Ledger
 from fluxfill.core.hosted.provider import FalProvider
-from fluxfill.core.hosted.transport import RetryPolicy, make_session
+from fluxfill.core.hosted.retry import RetryPolicy
+from fluxfill.core.hosted.transport import make_session
 
 KEY = "fal-key-id-77:sk-VERY-SECRET-fal-0123456789"
 FAST = RetryPolicy(tries=5, backoff=0.01, backoff_cap=0.05, retry_after_cap=0.05,
@@ -568,7 +569,8 @@ def test_unconfirmed_cancel_that_did_stop_the_job_then_a_rerun_submits_anew(emu,
 
 def test_a_submit_gets_a_sane_time_even_near_the_deadline():
     from fluxfill.core.hosted.client import MIN_SUBMIT_S, submit_deadline
-    from fluxfill.core.hosted.transport import Deadline, Transport
+    from fluxfill.core.hosted.retry import Deadline
+    from fluxfill.core.hosted.transport import Transport
     t = Transport("fal", ["https://queue.fal.run"], "Key k", policy=RetryPolicy(read_timeout=60.0))
     near = Deadline(0.05)
     connect, read = t._timeout(submit_deadline(near), "submit")

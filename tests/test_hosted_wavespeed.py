@@ -15,7 +15,7 @@ from fluxfill.core.hosted.errors import (AuthError, DeadlineExceeded, HostedVali
                                          TransportError)
 from fluxfill.core.hosted.journal import Journal, Ledger
 from fluxfill.core.hosted.provider import WaveSpeedProvider
-from fluxfill.core.hosted.transport import RetryPolicy
+from fluxfill.core.hosted.retry import RetryPolicy
 from fluxfill.core.hosted.wavespeed import WaveSpeedClient
 
 KEY = "ws-SECRET-key-0123456789abcdef"

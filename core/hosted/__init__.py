@@ -15,7 +15,9 @@ pricing        estimate(id, w, h, n) / estimate_for(id, validated, input_size) /
                actual(id, sizes) -> PriceEstimate(usd | None, basis); price_text(id)
 keys           load_key(provider, user_dir=None, env=None) -> Secret; save_key(...);
                Secret (repr '***', .reveal()); ENV_VARS; key file <user_dir>/fluxfill/keys.json
-transport      check_url(url, what), is_loopback_host(host), Redactor, RetryPolicy, Deadline,
+retry          Deadline(seconds), RetryPolicy(tries, backoff, ...), retry predicates never /
+               polls / fal_submit / positively_refused (resp, exc) -> bool
+transport      check_url(url, what), is_loopback_host(host), origin(url), Redactor,
                Transport (auth-scoped requests with retries), make_session()
 client         PollSchedule(first, factor, max), QueueClient.run(endpoint, payload, progress=,
                cancelled=, deadline=, on_submitted=, handle=) -> (handle, result)

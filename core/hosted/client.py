@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import DeadlineExceeded, HostedError, RemoteCancelled, ResultUnavailable
-from .transport import Deadline, Transport
+from .retry import Deadline
+from .transport import Transport
 
 log = logging.getLogger("fluxfill.hosted")
 _STEP_RE = re.compile(r"(\d+)\s*/\s*(\d+)")

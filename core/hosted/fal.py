@@ -20,8 +20,8 @@ from datetime import datetime
 from . import keys
 from .client import Poll, PollSchedule, QueueClient
 from .errors import ResultUnavailable, TransportError
-from .transport import (Deadline, Redactor, RetryPolicy, Transport, check_url, fal_submit, origin,
-                        polls)
+from .retry import Deadline, RetryPolicy, fal_submit, polls
+from .transport import Redactor, Transport, check_url, origin
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"

@@ -36,7 +36,7 @@ from .images import data_uri, decode_image
 from .journal import hash_lock
 from .params import build_payload, map_images
 from .preparation import Prepared, prepare
-from .transport import Deadline
+from .retry import Deadline
 from .wavespeed import WaveSpeedClient, WaveSpeedHandle
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from . import keys
 from .client import Poll, PollSchedule, QueueClient
 from .errors import HostedError, RemoteRejected, ResultUnavailable, SubmitUncertain, TransportError
-from .transport import (Deadline, Redactor, RetryPolicy, Transport, check_url, polls,
-                        positively_refused)
+from .retry import Deadline, RetryPolicy, polls, positively_refused
+from .transport import Redactor, Transport, check_url
 
 DEFAULT_API_URL = "https://api.wavespeed.ai"
 _STATES = {"created": "queued", "pending": "queued", "processing": "running",
