@@ -65,9 +65,15 @@ def _is_none(name) -> bool:
 
 
 def normalize_stack(stack) -> list[LoraEntry]:
-    """Entries of a LORA_STACK from FluxFill or another pack; "None" and empty names dropped."""
+    """Entries of a LORA_STACK from FluxFill or another pack; "None" and empty names dropped.
+
+    This is what `FillRequest.loras` holds for every fill (local and hosted); a list of
+    entries passes through unchanged."""
     entries = []
     for item in stack or []:
+        if isinstance(item, LoraEntry):      # already normalized (FillRequest.loras)
+            entries.append(item)
+            continue
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise ValueError(f"LORA_STACK entry {item!r} is not a (lora_name, strength_model, "
                              "strength_clip) tuple")
@@ -120,14 +126,26 @@ def local_loras(stack) -> list[LoraEntry]:
     return entries
 
 
-def hosted_loras(stack) -> list[dict]:
-    """`[{"path", "scale"}]` for fal.ai / WaveSpeed; every entry must carry a hosted path."""
+def hosted_loras(stack, layer_scales: dict | None = None) -> list[dict]:
+    """`[{"path", "scale"}]` for fal.ai / WaveSpeed; every entry must carry a hosted path.
+
+    The one way a stack becomes hosted LoRAs. layer_scales (fal's flux-general only):
+    {LoRA position (1 = first) or hosted path: {layer: scale}} replaces those LoRAs' scale."""
     out = []
     for e in normalize_stack(stack):
         if e.hosted is None:
             raise ValueError(f"LoRA '{e.local}' is a local file only: hosted fills need a hosted path "
                              "(URL or Hugging Face repo) in LoraStack's hosted field for that row")
         out.append({"path": e.hosted, "scale": e.strength_model})
+    for key, scales in (layer_scales or {}).items():
+        position = int(key) - 1 if str(key).isdigit() else next(
+            (i for i, lora in enumerate(out) if lora["path"] == key), None)
+        if position is None or not 0 <= position < len(out):
+            raise ValueError(f"lora_layer_scales key {key!r} names no LoRA of lora_stack "
+                             f"(use 1..{len(out)} or a hosted path)")
+        if not isinstance(scales, dict):
+            raise ValueError(f"lora_layer_scales[{key!r}] must be an object {{layer: scale}}")
+        out[position] = {"path": out[position]["path"], "scale": scales}
     return out
 
 

@@ -1,15 +1,29 @@
-"""Thin ComfyUI node classes over core/. Node ids are stable forever."""
-from .mask_prep import MaskPrep
-from .paste_back import PasteBack
+"""Thin ComfyUI V3 node classes over core/. Node ids are stable forever.
+
+`comfy_entrypoint()` is the pack's one entry point (ComfyUI's V3 extension protocol): it
+copies the example workflows' input images into ComfyUI's input folder, registers the pack's
+HTTP routes (/fluxfill/*) and lists the six nodes. Importing a node module does neither.
+"""
+from comfy_api.v0_0_2 import ComfyExtension
+
+from . import hosted_routes
+from .example_inputs import copy_example_inputs
+from .fal_fill import FalFill
 from .fluxfill_local import FluxFillLocal
 from .lora_stack import LoraStack
-from .fal_fill import FalFill
+from .mask_prep import MaskPrep
+from .paste_back import PasteBack
 from .wavespeed_fill import WaveSpeedFill
-from .example_inputs import copy_example_inputs
 
-_NODES = [MaskPrep, PasteBack, FluxFillLocal, LoraStack, FalFill, WaveSpeedFill]
+NODES = [MaskPrep, PasteBack, FluxFillLocal, LoraStack, FalFill, WaveSpeedFill]
 
-NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in _NODES}
-NODE_DISPLAY_NAME_MAPPINGS = {cls.NODE_ID: cls.DISPLAY_NAME for cls in _NODES}
 
-copy_example_inputs()  # the example workflows' images, into ComfyUI's input folder when absent
+class FluxFillExtension(ComfyExtension):
+    async def get_node_list(self):
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> FluxFillExtension:
+    copy_example_inputs()      # the example workflows' images, when absent
+    hosted_routes.register()   # no-op without a running server (tests, scripts)
+    return FluxFillExtension()

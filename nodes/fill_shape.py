@@ -2,59 +2,65 @@
 
 Same leading inputs and the same outputs, so a graph (UI or API format) switches between
 local and hosted fills by swapping one node: links by name and by socket stay valid.
-Each fill node derives from `FillNode` (category, function, outputs) and builds its
-INPUT_TYPES with `fill_input_types(required=..., optional=...)`; `per_image` and
-`check_masks` are the batch rules all three apply before any work (or money) is spent.
+Each fill node's schema is `fill_schema(...)`: the shared leading inputs, then the node's own;
+`per_image` and `check_masks` are the batch rules all three apply before any work (or money)
+is spent.
 """
+from comfy_api.v0_0_2 import io
 
-SEED_MAX = 2147483647  # the narrowest provider range (WaveSpeed) bounds every fill node
+from ..core.hosted.endpoint_table import NARROWEST_SEED_MAX
+from .schema_features import schema_extras
 
-FILL_RETURN_TYPES = ("IMAGE", "STRING")
-FILL_RETURN_NAMES = ("images", "report")
-FILL_OUTPUT_TOOLTIPS = (
-    "The filled images: num_images per input image, in input order (image 0's fills first).",
-    "JSON report of the run: provider, seeds, timings and, for hosted fills, request ids and cost.",
+# The narrowest provider range bounds every fill node, so one seed works on all three.
+SEED_MAX = NARROWEST_SEED_MAX
+CATEGORY = "FluxFill/fill"
+
+LoraStackType = io.Custom("LORA_STACK")
+
+
+def leading_inputs(seed_control) -> list:
+    """image, mask, prompt, seed, num_images: the first inputs of every fill node.
+
+    seed_control: ComfyUI's control_after_generate (True = the frontend's default,
+    "randomize"; "fixed" for the hosted nodes, where every new seed is a new paid request)."""
+    return [
+        io.Image.Input("image", tooltip="Image(s) to fill. A batch of N is filled image by image."),
+        io.Mask.Input("mask", tooltip="Where to fill: 1 = regenerate, 0 = keep. One mask for all images "
+                                      "or one per image (MaskPrep makes it)."),
+        io.String.Input("prompt", multiline=True, default="", tooltip="What to paint into the masked area."),
+        io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=seed_control,
+                     tooltip="Seed of the fills. Local: fill i of an image uses seed + i. Hosted: sent "
+                             "with each request (the provider seeds num_images > 1 itself; the report "
+                             "lists the seeds). Keep it fixed to re-run a hosted fill from the cache for "
+                             "free."),
+        io.Int.Input("num_images", default=1, min=1, max=4, tooltip="Fills per input image (1-4)."),
+    ]
+
+
+def lora_stack_input():
+    return LoraStackType.Input("lora_stack", optional=True,
+                               tooltip="LoRAs from a LoraStack node (or Efficiency/Comfyroll stacks).")
+
+
+FILL_OUTPUTS = (
+    ("images", io.Image, "The filled images: num_images per input image, in input order (image 0's "
+                         "fills first)."),
+    ("report", io.String, "JSON report of the run: provider, seeds, timings and, for hosted fills, "
+                          "request ids and cost."),
 )
 
 
-def leading_required():
-    return {
-        "image": ("IMAGE", {"tooltip": "Image(s) to fill. A batch of N is filled image by image."}),
-        "mask": ("MASK", {"tooltip": "Where to fill: 1 = regenerate, 0 = keep. One mask for all images or one per image (MaskPrep makes it)."}),
-        "prompt": ("STRING", {"multiline": True, "default": "",
-                              "tooltip": "What to paint into the masked area."}),
-        "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True,
-                         "tooltip": "Seed of the fills. Local: fill i of an image uses seed + i. Hosted: sent with each request (the provider seeds num_images > 1 itself; the report lists the seeds). Keep it fixed to re-run a hosted fill from the cache for free."}),
-        "num_images": ("INT", {"default": 1, "min": 1, "max": 4,
-                               "tooltip": "Fills per input image (1-4)."}),
-    }
-
-
-def leading_optional():
-    return {
-        "lora_stack": ("LORA_STACK", {"tooltip": "LoRAs from a LoraStack node (or Efficiency/Comfyroll stacks)."}),
-    }
-
-
-def fill_input_types(required=None, optional=None, hidden=None):
-    """INPUT_TYPES dict: shared leading inputs first, then the node's own."""
-    req = leading_required()
-    req.update(required or {})
-    opt = leading_optional()
-    opt.update(optional or {})
-    out = {"required": req, "optional": opt}
-    if hidden:
-        out["hidden"] = hidden
-    return out
-
-
-class FillNode:
-    """Base of the three fill nodes: what makes them interchangeable in a graph."""
-    CATEGORY = "FluxFill/fill"
-    FUNCTION = "fill"
-    RETURN_TYPES = FILL_RETURN_TYPES
-    RETURN_NAMES = FILL_RETURN_NAMES
-    OUTPUT_TOOLTIPS = FILL_OUTPUT_TOOLTIPS
+def fill_schema(*, node_id: str, display_name: str, description: str, inputs: list,
+                optional: list = (), seed_control=True, **extra) -> io.Schema:
+    """The Schema of a fill node: shared leading inputs, the node's own required inputs, then
+    lora_stack and the node's own optional inputs (V1 order: required first, then optional)."""
+    return io.Schema(
+        node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+        inputs=[*leading_inputs(seed_control), *inputs, lora_stack_input(), *optional],
+        outputs=[kind.Output(name, display_name=name, tooltip=tip) for name, kind, tip in FILL_OUTPUTS],
+        hidden=[io.Hidden.unique_id],
+        **schema_extras(**extra),
+    )
 
 
 def per_image(tensor, count: int, what: str, node: str) -> list:
@@ -69,10 +75,10 @@ def per_image(tensor, count: int, what: str, node: str) -> list:
 
 def check_masks(masks, image, node: str, paid: bool = False):
     """Refuse an empty mask before anything runs (or is paid): there would be nothing to fill."""
-    for i, m in enumerate(masks):
-        if not bool((m > 0).any()):
-            size = (f" ({m.shape[1]}x{m.shape[0]}, not the image's {image.shape[2]}x{image.shape[1]}: "
-                    "what LoadImage gives for an image without alpha)" if m.shape != image.shape[1:3] else "")
+    for i, mask in enumerate(masks):
+        if not bool((mask > 0).any()):
+            size = (f" ({mask.shape[1]}x{mask.shape[0]}, not the image's {image.shape[2]}x{image.shape[1]}: "
+                    "what LoadImage gives for an image without alpha)" if mask.shape != image.shape[1:3] else "")
             cost = ", and a hosted request would still be paid" if paid else ""
             raise ValueError(f"{node}: the mask of image {i} is empty{size}, so there is nothing to "
                              f"fill{cost}. Paint the area in the mask editor (right-click Load Image > "

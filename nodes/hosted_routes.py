@@ -7,16 +7,23 @@ POST /fluxfill/price      {node, endpoint, width, height, num_images, batch} →
 GET  /fluxfill/endpoints  → every hosted endpoint: parameters, defaults, ranges, price,
                           which node widget sets which parameter, and the image_size presets
 
-Registered at import when a PromptServer runs; importing without one (tests, scripts) is a no-op.
+`register()` adds them to the running PromptServer; the pack's entry point (nodes/__init__.py)
+is the one place that calls it. Without a server (tests, scripts) it does nothing.
 """
 from __future__ import annotations
 
 import logging
 import sys
 
+from ..core.hosted import endpoint_table, keys, pricing
+from ..core.hosted.presentation import describe
+from . import fal_fill, wavespeed_fill
+from .hosted_run import times_estimate
+
 log = logging.getLogger("fluxfill.hosted")
 MAX_KEY_LENGTH = 1024
 NODES = {"FalFill": "fal", "WaveSpeedFill": "wavespeed"}
+WIDGET_FIELDS = {"FalFill": fal_fill.WIDGET_FIELDS, "WaveSpeedFill": wavespeed_fill.WIDGET_FIELDS}
 REGISTERED = False
 
 
@@ -26,11 +33,10 @@ def _user_dir():
 
 
 def key_flags() -> dict:
-    from ..core.hosted import keys as K
     out = {}
-    for provider in K.ENV_VARS:
+    for provider in keys.ENV_VARS:
         try:
-            K.load_key(provider, _user_dir())
+            keys.load_key(provider, _user_dir())
             out[provider] = True
         except Exception:  # noqa: BLE001 - missing or unreadable: not configured
             out[provider] = False
@@ -38,29 +44,28 @@ def key_flags() -> dict:
 
 
 def store_key(body) -> dict:
-    from ..core.hosted import keys as K
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object {provider, key}")
     provider, key = body.get("provider"), body.get("key")
-    if provider not in K.ENV_VARS:
-        raise ValueError(f"provider must be one of {', '.join(K.ENV_VARS)}")
+    if provider not in keys.ENV_VARS:
+        raise ValueError(f"provider must be one of {', '.join(keys.ENV_VARS)}")
     if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or any(c.isspace() for c in key.strip()):
         raise ValueError("key must be a string without spaces or line breaks")
-    K.save_key(provider, key, _user_dir())
+    keys.save_key(provider, key, _user_dir())
     log.info("FluxFill: %s key %s in the key file", provider, "stored" if key.strip() else "removed")
     return key_flags()
 
 
 def price(body) -> dict:
-    from ..core.hosted import endpoints as E
-    from ..core.hosted import pricing
     if not isinstance(body, dict):
         raise ValueError("expected a JSON object {node, endpoint, width, height, num_images, batch}")
     node = body.get("node", "FalFill")
     if node not in NODES:
         raise ValueError(f"node must be one of {', '.join(NODES)}")
-    endpoint = body.get("endpoint") or E.endpoints_for(NODES[node])[0]
-    if E.get(endpoint).provider != NODES[node]:
+    endpoint = body.get("endpoint") or endpoint_table.endpoints_for(NODES[node])[0]
+    if endpoint not in endpoint_table.ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; {node} takes {', '.join(endpoint_table.endpoints_for(NODES[node]))}")
+    if endpoint_table.get(endpoint).provider != NODES[node]:
         raise ValueError(f"{endpoint} is not an endpoint of {node}")
     nums = {}
     for name, lo, hi in (("width", 1, 16384), ("height", 1, 16384), ("num_images", 1, 4), ("batch", 1, 4096)):
@@ -69,32 +74,24 @@ def price(body) -> dict:
             raise ValueError(f"{name} must be an integer between {lo} and {hi}")
         nums[name] = v
     one = pricing.estimate(endpoint, nums["width"], nums["height"], nums["num_images"])
-    usd = None if one.usd is None else round(one.usd * nums["batch"], 6)
-    basis = one.basis + (f" × {nums['batch']} requests" if nums["batch"] > 1 else "")
-    est = pricing.PriceEstimate(usd, basis, one.megapixels)
-    return {"node": node, "endpoint": endpoint, "usd": usd, "basis": basis, "text": est.text(),
+    total = times_estimate(one, nums["batch"])
+    return {"node": node, "endpoint": endpoint, "usd": total.usd, "basis": total.basis, "text": total.text(),
             "per_request_usd": one.usd, "source": pricing.price_text(endpoint)}
 
 
-def endpoint_table() -> dict:
-    from ..core.hosted import endpoints as E
-    from ..core.hosted import pricing
-    widgets = {}
-    try:
-        from .fal_fill import WIDGET_FIELDS
-        widgets["FalFill"] = WIDGET_FIELDS
-    except ImportError:
-        pass
-    widgets["WaveSpeedFill"] = {"width": "size", "height": "size", "steps": "num_inference_steps",
-                                "guidance": "guidance_scale",
-                                "enable_safety_checker": "enable_safety_checker", "lora_stack": "loras"}
+def endpoint_info() -> dict:
+    """Everything the web extension shows: per endpoint its parameters (defaults, ranges),
+    price and title; per node which widget sets which field; provider titles; presets."""
     out = {}
-    for eid, ep in E.ENDPOINTS.items():
-        node = next(n for n, p in NODES.items() if p == ep.provider)
-        out[eid] = {"provider": ep.provider, "node": node, "title": ep.title,
-                    "price": pricing.price_text(eid), "note": ep.note, "params": E.describe(eid)}
-    return {"endpoints": out, "widgets": widgets,
-            "image_size_presets": {k: list(v) for k, v in E.IMAGE_SIZE_PRESETS.items()}}
+    for endpoint_id, endpoint in endpoint_table.ENDPOINTS.items():
+        node = next(n for n, p in NODES.items() if p == endpoint.provider)
+        out[endpoint_id] = {"provider": endpoint.provider, "node": node, "title": endpoint.title,
+                            "price": pricing.price_text(endpoint_id), "note": endpoint.note,
+                            "params": describe(endpoint_id)}
+    return {"endpoints": out, "widgets": WIDGET_FIELDS, "nodes": NODES,
+            "providers": {name: {"title": title, "env_var": keys.ENV_VARS[name]}
+                          for name, title in endpoint_table.PROVIDER_TITLES.items()},
+            "image_size_presets": {k: list(v) for k, v in endpoint_table.IMAGE_SIZE_PRESETS.items()}}
 
 
 def register() -> bool:
@@ -140,10 +137,7 @@ def register() -> bool:
 
     @routes.get("/fluxfill/endpoints")
     async def get_endpoints(request):
-        return answer(endpoint_table)
+        return answer(endpoint_info)
 
     REGISTERED = True
     return True
-
-
-register()

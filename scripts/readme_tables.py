@@ -1,4 +1,4 @@
-"""Regenerate the README's endpoint tables from core/hosted/endpoints.py (the one source of
+"""Regenerate the README's endpoint tables from core/hosted/endpoint_table.py (the one source of
 truth for parameters, defaults, ranges and prices):  python scripts/readme_tables.py
 tests/test_readme.py fails when the README's copy is out of date."""
 import sys
@@ -14,14 +14,14 @@ def _core():
         pkg = types.ModuleType("fluxfill")
         pkg.__path__ = [str(ROOT)]
         sys.modules["fluxfill"] = pkg
-    from fluxfill.core.hosted import endpoints
-    return endpoints
+    from fluxfill.core.hosted import endpoint_table, presentation
+    return endpoint_table, presentation
 
 
 def tables() -> str:
-    endpoints = _core()
-    parts = [endpoints.markdown_table(eid).strip().replace("\n### ", "\n#### ").replace("### ", "#### ", 1)
-             for eid in endpoints.ENDPOINTS]
+    endpoint_table, presentation = _core()
+    parts = [presentation.markdown_table(eid).strip().replace("\n### ", "\n#### ").replace("### ", "#### ", 1)
+             for eid in endpoint_table.ENDPOINTS]
     return "\n\n".join(parts)
 
 

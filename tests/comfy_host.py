@@ -163,3 +163,9 @@ def execution_error(history: dict) -> dict | None:
 
 def was_interrupted(history: dict) -> bool:
     return any(kind == "execution_interrupted" for kind, _ in history.get("status", {}).get("messages", []))
+
+
+def combo_options(entry) -> list:
+    """The choices of a combo input spec in either shape: V1 ([...], {...}) or V3 ("COMBO", {"options": [...]})."""
+    kind, opts = entry[0], entry[1] if len(entry) > 1 else {}
+    return list(opts["options"]) if kind == "COMBO" else list(kind)

@@ -49,9 +49,22 @@ class InProcessHost:
         """An instance of a registered node class (FluxFill's, core's, or a test pack's)."""
         return self.nodes.NODE_CLASS_MAPPINGS[node_id]()
 
-    def call(self, node_id: str, **inputs):
-        obj = self.node(node_id)
-        return getattr(obj, obj.FUNCTION)(**inputs)
+    def call(self, node_id: str, unique_id=None, **inputs):
+        """Run a node as ComfyUI's executor does: a V1 node's FUNCTION on an instance, a V3
+        node's execute on a class clone carrying its hidden inputs. Returns the outputs tuple."""
+        cls = self.nodes.NODE_CLASS_MAPPINGS[node_id]
+        if not hasattr(cls, "PREPARE_CLASS_CLONE"):
+            obj = cls()
+            return getattr(obj, obj.FUNCTION)(**inputs)
+        hidden = {"UNIQUE_ID": unique_id}
+        # 0.30 takes the executor's v3_data; v0.3.75 the hidden inputs themselves
+        clone = cls.PREPARE_CLASS_CLONE({"hidden_inputs": hidden})
+        if clone.hidden.unique_id != unique_id:
+            clone = cls.PREPARE_CLASS_CLONE(hidden)
+        output = clone.execute(**inputs)
+        if asyncio.iscoroutine(output):
+            output = asyncio.run(output)
+        return tuple(output.args)
 
 
 @pytest.fixture(scope="session")

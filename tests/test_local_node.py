@@ -27,7 +27,7 @@ def fill(comfy, models, image, mask, **over):
 
 def test_registered_with_the_shared_fill_shape_and_template_defaults(comfy):
     cls = comfy.nodes.NODE_CLASS_MAPPINGS["FluxFillLocal"]
-    assert cls.CATEGORY == "FluxFill/fill" and cls.RETURN_NAMES == ("images", "report")
+    assert cls.CATEGORY == "FluxFill/fill" and tuple(cls.RETURN_NAMES) == ("images", "report")
     spec = cls.INPUT_TYPES()
     req = spec["required"]
     assert list(req)[:5] == ["image", "mask", "prompt", "seed", "num_images"]

@@ -1,4 +1,6 @@
 """LoraStack in the real host, in-process: plain widgets, the Efficiency/Comfyroll format, chaining."""
+from comfy_host import combo_options
+
 ROW_KEYS = ["on", "name", "hosted", "strength_model", "strength_clip"]
 
 
@@ -14,12 +16,12 @@ def rows(**over):
 def test_plain_widgets_per_row_and_fresh_files_listed(comfy):
     (comfy.base / "models" / "loras" / "listed_lora.safetensors").write_bytes(b"")
     cls = comfy.nodes.NODE_CLASS_MAPPINGS["LoraStack"]
-    assert cls.CATEGORY == "FluxFill/lora" and cls.RETURN_TYPES == ("LORA_STACK", "STRING")
+    assert cls.CATEGORY == "FluxFill/lora" and tuple(cls.RETURN_TYPES) == ("LORA_STACK", "STRING")
     spec = cls.INPUT_TYPES()
     assert list(spec["required"]) == [f"lora_{i}_{k}" for i in range(1, 4) for k in ROW_KEYS]
     assert [spec["required"]["lora_1_" + k][0] for k in ("on", "hosted", "strength_model", "strength_clip")] == \
         ["BOOLEAN", "STRING", "FLOAT", "FLOAT"]
-    choices = spec["required"]["lora_2_name"][0]
+    choices = combo_options(spec["required"]["lora_2_name"])
     assert choices[0] == "None" and "listed_lora.safetensors" in choices
     assert list(spec["optional"]) == ["lora_stack"]
     for section in spec.values():

@@ -35,7 +35,7 @@ def test_registered_with_category_description_and_tooltips(comfy):
             for name, (_, opts) in spec.get(section, {}).items():
                 assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)
-    assert comfy.nodes.NODE_CLASS_MAPPINGS["MaskPrep"].RETURN_TYPES == ("IMAGE", "MASK", "STITCH")
+    assert tuple(comfy.nodes.NODE_CLASS_MAPPINGS["MaskPrep"].RETURN_TYPES) == ("IMAGE", "MASK", "STITCH")
 
 
 def test_defaults_round_trip_keeps_every_pixel_outside_the_blend(comfy):

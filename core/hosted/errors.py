@@ -85,3 +85,15 @@ class NSFWBlocked(HostedError):
     def __init__(self, message: str, *, request_id: str | None = None, result=None):
         super().__init__(message, request_id=request_id)
         self.result = result
+
+
+# ComfyUI shows an exception as "<module>.<class>: <message>" (UI, API runner, /history), and
+# it imports this pack under its file-system path: the type would read
+# "/…/custom_nodes/ComfyUI-FluxFill.core.hosted.errors.MissingKey". A short, stable module name
+# keeps it "fluxfill.MissingKey" on every host (nothing imports these classes by that name).
+PUBLIC_MODULE = "fluxfill"
+for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, AuthError, RemoteRejected,
+                     RemoteFailed, RemoteCancelled, DeadlineExceeded, TransportError, SubmitUncertain,
+                     ResultUnavailable, NSFWBlocked):
+    _error_class.__module__ = PUBLIC_MODULE
+del _error_class
