@@ -1,0 +1,58 @@
+"""The nodes' public schema never moves: saved UI workflows store widget values by position.
+
+tests/data/node_schema_v1.json is what the V1 pack served (the same on both hosts); the V3
+nodes must serve the same ids, names, order, sections, types, defaults and ranges."""
+import json
+from pathlib import Path
+
+import pytest
+
+SNAPSHOT = json.loads((Path(__file__).parent / "data" / "node_schema_v1.json").read_text())
+NODES = [k for k in SNAPSHOT if not k.startswith("_")]
+HOST_LISTS = {"sampler_name", "scheduler", "lora_1_name", "lora_2_name", "lora_3_name"}  # the host's files/samplers
+KEYS = ("default", "min", "max", "step", "multiline", "label_on", "label_off")
+
+
+def public_schema(info: dict) -> dict:
+    out = {"display_name": info["display_name"], "category": info["category"], "output": info["output"],
+           "output_name": info["output_name"], "input_order": info["input_order"], "inputs": {},
+           "hidden": sorted(info["input"].get("hidden", {}))}
+    for section in ("required", "optional"):
+        for name, spec in info["input"].get(section, {}).items():
+            kind, opts = spec[0], spec[1] if len(spec) > 1 else {}
+            entry = {"section": section}
+            if isinstance(kind, list) or kind == "COMBO":
+                entry["type"] = "COMBO"
+                if name not in HOST_LISTS:
+                    entry["options"] = kind if isinstance(kind, list) else opts["options"]
+            else:
+                entry["type"] = kind
+            entry.update({k: opts[k] for k in KEYS if k in opts})
+            out["inputs"][name] = entry
+    return out
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy_server):
+    return comfy_server.get("/object_info").json()
+
+
+@pytest.mark.parametrize("node_id", NODES)
+def test_schema_is_unchanged(object_info, node_id):
+    assert node_id in object_info, f"{node_id} is not registered"
+    assert public_schema(object_info[node_id]) == SNAPSHOT[node_id]
+
+
+def test_hosted_seeds_start_fixed_and_local_randomizes(object_info):
+    """A new hosted node shows "fixed": each new seed is a new paid request."""
+    for node_id in ("FalFill", "WaveSpeedFill"):
+        assert object_info[node_id]["input"]["required"]["seed"][1]["control_after_generate"] == "fixed"
+    assert object_info["FluxFillLocal"]["input"]["required"]["seed"][1]["control_after_generate"] is True
+
+
+def test_nodes_are_v3(comfy):
+    from comfy_api.v0_0_2 import io
+    for node_id in NODES:
+        cls = comfy.nodes.NODE_CLASS_MAPPINGS[node_id]
+        assert isinstance(cls, type) and issubclass(cls, io.ComfyNode), node_id
+        assert cls.GET_SCHEMA().node_id == node_id
