@@ -18,7 +18,6 @@ import sys
 from ..core.hosted import endpoint_table, keys, pricing
 from ..core.hosted.presentation import describe
 from . import fal_fill, wavespeed_fill
-from .hosted_run import times_estimate
 
 log = logging.getLogger("fluxfill.hosted")
 MAX_KEY_LENGTH = 1024
@@ -74,7 +73,7 @@ def price(body) -> dict:
             raise ValueError(f"{name} must be an integer between {lo} and {hi}")
         nums[name] = v
     one = pricing.estimate(endpoint, nums["width"], nums["height"], nums["num_images"])
-    total = times_estimate(one, nums["batch"])
+    total = pricing.for_requests(one, nums["batch"])
     return {"node": node, "endpoint": endpoint, "usd": total.usd, "basis": total.basis, "text": total.text(),
             "per_request_usd": one.usd, "source": pricing.price_text(endpoint)}
 

@@ -22,7 +22,7 @@ from ..core import lora_list
 from ..core.fill_protocol import FillRequest, report_json
 from ..core.hosted import endpoint_table, keys, pricing
 from ..core.hosted.endpoint_table import PROVIDER_TITLES
-from ..core.hosted.errors import HostedError, MissingKey, NSFWBlocked
+from ..core.hosted.errors import HostedError, InvalidKeyFile, MissingKey, NSFWBlocked
 from ..core.hosted.params import output_size
 from ..core.hosted.provider import nsfw_message
 from .fill_shape import check_masks, per_image
@@ -55,6 +55,8 @@ def make_provider(run: HostedRun):
     try:
         return run.provider_class.from_env(run.endpoint, user_dir(), force_new=run.force_new,
                                            deadline_s=float(run.timeout_s), nsfw="keep")
+    except InvalidKeyFile as e:
+        raise for_user(e, run.node) from None
     except MissingKey:
         key_file = relative_to_comfyui(str(keys.key_file(user_dir())))
         raise MissingKey(
@@ -96,7 +98,7 @@ def run_hosted(run: HostedRun, image, mask, prompt: str, seed: int, num_images: 
         prepared = provider.prepare(requests[0])       # validates everything before any request
     except (HostedError, ValueError) as e:
         raise for_user(e, run.node) from None
-    estimate = times_estimate(prepared.estimate, count)
+    estimate = pricing.for_requests(prepared.estimate, count)
     size = output_size(run.endpoint, prepared.params, prepared.size)
     text = estimate_text(run.endpoint, estimate, count, num_images, size)
     if ignored:
@@ -138,21 +140,14 @@ def build_report(provider: str, node: str, endpoint: str, results, *, estimate, 
             notes.append(f"image {image_no}: resumed request {result.meta.get('request_id')} from the "
                          f"journal (not paid twice)")
         notes.extend(f"image {image_no}: {note}" for note in result.meta.get("notes", []))
-    return report_json(provider, results, node=node, endpoint=endpoint, requests=len(results),
+    report = report_json(provider, results, node=node, endpoint=endpoint, requests=len(results),
                        request_ids=[r.meta.get("request_id") for r in results],
                        seeds=[r.meta.get("seeds") for r in results],
                        nsfw=[r.meta.get("nsfw") for r in results],
                        estimate_usd=estimate.usd, estimate_basis=estimate.basis,
                        cost_usd=actual, ignored=ignored, notes=notes,
                        total_s=round(time.monotonic() - started, 3), **extra)
-
-
-def times_estimate(estimate, count: int):
-    """The estimate of one request, for `count` requests (one per source image)."""
-    if count == 1:
-        return estimate
-    usd = None if estimate.usd is None else round(estimate.usd * count, 6)
-    return pricing.PriceEstimate(usd, f"{estimate.basis} × {count} requests", estimate.megapixels)
+    return relative_to_comfyui(report)     # notes may quote a file of this machine
 
 
 def estimate_text(endpoint: str, estimate, requests: int, num_images: int, size: tuple[int, int]) -> str:

@@ -52,6 +52,19 @@ def test_missing_key_is_a_clear_error(server, emus):
     assert emus[1].count() == calls
 
 
+def test_broken_key_file_is_named_relative_to_comfyui(server, emus):
+    key_file = server.base / "user" / "fluxfill" / "keys.json"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text("{not json", encoding="utf-8")
+    try:
+        g, _ = graph(server, "FalFill", w=256, h=256)
+        msg = error_text(server.run(g, timeout=60))
+    finally:
+        key_file.unlink()
+    assert msg.startswith("fluxfill.InvalidKeyFile: FalFill: user/fluxfill/keys.json is not valid JSON"), msg
+    assert str(server.base) not in msg
+
+
 @pytest.mark.parametrize("body,text", [
     ({"provider": "openai", "key": "x"}, "provider must be one of"),
     ({"provider": "fal", "key": 5}, "key must be a string"),

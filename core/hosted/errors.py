@@ -5,6 +5,7 @@ HostedError                      base class (``.request_id`` when a remote job e
 ├─ HostedValidationError         bad parameter (also a ValueError): names field and range
 ├─ InsecureURL                   http:// to a non-loopback host (also a ValueError)
 ├─ MissingKey                    no key in the environment or the key file
+│  └─ InvalidKeyFile             the key file is not valid JSON
 ├─ AuthError                     401/403 from the provider
 ├─ RemoteRejected                the provider refused the input (422 / 4xx)
 ├─ RemoteFailed                  the job ran and failed (not billed)
@@ -43,6 +44,10 @@ class InsecureURL(HostedError, ValueError):
 
 class MissingKey(HostedError):
     pass
+
+
+class InvalidKeyFile(MissingKey):
+    """The key file exists but is not the JSON object it should be."""
 
 
 class AuthError(HostedError):
@@ -92,7 +97,7 @@ class NSFWBlocked(HostedError):
 # "/…/custom_nodes/ComfyUI-FluxFill.core.hosted.errors.MissingKey". A short, stable module name
 # keeps it "fluxfill.MissingKey" on every host (nothing imports these classes by that name).
 PUBLIC_MODULE = "fluxfill"
-for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, AuthError, RemoteRejected,
+for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, InvalidKeyFile, AuthError, RemoteRejected,
                      RemoteFailed, RemoteCancelled, DeadlineExceeded, TransportError, SubmitUncertain,
                      ResultUnavailable, NSFWBlocked):
     _error_class.__module__ = PUBLIC_MODULE

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import MissingKey
+from .errors import InvalidKeyFile, MissingKey
 
 ENV_VARS = {"fal": "FAL_KEY", "wavespeed": "WAVESPEED_API_KEY"}
 KEY_FILE = Path("fluxfill") / "keys.json"
@@ -65,7 +65,7 @@ def load_key(provider: str, user_dir: str | os.PathLike | None = None, env=None)
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise MissingKey(f"{f} is not valid JSON ({type(e).__name__}); expected "
+            raise InvalidKeyFile(f"{f} is not valid JSON ({type(e).__name__}); expected "
                              f"{{\"fal\": \"...\", \"wavespeed\": \"...\"}}") from None
         val = data.get(provider) if isinstance(data, dict) else None
         if isinstance(val, str) and val.strip():

@@ -30,6 +30,14 @@ class PriceEstimate:
         return "price unknown (not published)" if self.usd is None else f"${self.usd:.4f} ({self.basis})"
 
 
+def for_requests(one: PriceEstimate, count: int) -> PriceEstimate:
+    """The estimate of one request, for `count` requests (one per source image)."""
+    if count == 1:
+        return one
+    usd = None if one.usd is None else round(one.usd * count, 6)
+    return PriceEstimate(usd, f"{one.basis} × {count} requests", one.megapixels)
+
+
 def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> PriceEstimate:
     """Price of `num_images` outputs of width×height on `endpoint_id`."""
     ep = endpoint_table.get(endpoint_id)
