@@ -9,6 +9,7 @@ output file. If the websocket cannot be opened the runner polls /history instead
 """
 import asyncio
 import json
+import re
 import struct
 import sys
 import time
@@ -357,8 +358,23 @@ def format_execution_error(err: dict, prompt: dict) -> str:
     ntype = err.get("node_type") or prompt.get(str(nid), {}).get("class_type", "?")
     msg = f"node {nid} ({ntype}) failed: {err.get('exception_type', 'error')}: " \
           f"{err.get('exception_message', '').strip()}"
-    frames = [ln.strip() for ln in "".join(err.get("traceback") or []).splitlines()
-              if ln.strip().startswith('File "')]
+    frames = FRAME.findall("".join(err.get("traceback") or []))
     if frames:
-        msg += "\n  raised at " + frames[-1]
+        path, line, function = frames[-1]
+        msg += f"\n  raised at {server_file(path)}:{line} in {function}"
     return msg
+
+
+FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def server_file(path: str) -> str:
+    """A file of the server named without the server machine's folders: from custom_nodes/
+    (a pack's file) or from the ComfyUI folder's own top-level modules, else its name."""
+    parts = path.replace("\\", "/").split("/")
+    if "custom_nodes" in parts:
+        return "/".join(parts[parts.index("custom_nodes"):])
+    for top in ("comfy", "comfy_extras", "comfy_api", "comfy_execution"):
+        if top in parts:
+            return "/".join(parts[len(parts) - 1 - parts[::-1].index(top):])
+    return parts[-1]

@@ -273,3 +273,17 @@ def test_mask_prep_paste_back_graph(comfy_server, tmp_path):
     far[10 - 10:26 + 10, 20 - 10:36 + 10] = False                       # > feather px from the mask
     assert np.array_equal(results[8][far], src[far])
     assert not np.array_equal(results[8][~hole], src[~hole])            # feather 8 blends next to it
+
+
+def test_execution_error_names_no_server_folders():
+    """The server is often another computer: the runner names the raising file without its folders."""
+    from fluxfill.client.runner import format_execution_error
+    err = {"node_id": "7", "node_type": "FalFill", "exception_type": "fluxfill.MissingKey",
+           "exception_message": "FalFill: no fal.ai API key.",
+           "traceback": ['  File "/srv/comfy/execution.py", line 10, in execute\n',
+                         '  File "/srv/comfy/custom_nodes/ComfyUI-FluxFill/nodes/hosted_run.py", line 58, '
+                         'in make_provider\n']}
+    text = format_execution_error(err, {})
+    assert text.startswith("node 7 (FalFill) failed: fluxfill.MissingKey: FalFill: no fal.ai API key.")
+    assert "custom_nodes/ComfyUI-FluxFill/nodes/hosted_run.py:58 in make_provider" in text
+    assert "/srv" not in text
