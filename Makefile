@@ -1,6 +1,6 @@
 # FluxFill: the two commands a fresh machine needs.
 #   make run    start ComfyUI (default host 0.30.0) with the pack on http://127.0.0.1:8188
-#   make test   every test, against every supported host (0.30.0 and v0.3.75)
+#   make test   ruff (scripts/lint.sh), then every test, against every supported host (0.30.0 and v0.3.75)
 # Both run `make setup` first (idempotent; the first time takes a few minutes).
 HOST ?= comfyui-0.30.0
 PORT ?= 8188
@@ -16,6 +16,7 @@ run:
 	bash scripts/run.sh $(HOST) $(PORT)
 
 test: setup
+	bash scripts/lint.sh
 	bash scripts/browser_deps.sh
 	bash scripts/test.sh $(HOSTS) -- $(PYTEST_ARGS)
 
