@@ -11,7 +11,9 @@ a user gets it.
 import copy
 import importlib.util
 import json
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +33,12 @@ STOCK_LOADERS = {"UNETLoader": 0, "DualCLIPLoader": 1, "VAELoader": 2}   # -> ti
 REAL_MODEL_FILES = {"UNETLoader": ["flux1-fill-dev.safetensors", "default"],
                     "DualCLIPLoader": ["clip_l.safetensors", "t5xxl_fp16.safetensors", "flux"],
                     "VAELoader": ["ae.safetensors"]}
+# the folder each stock loader reads (ComfyUI's folder names, as in the official templates)
+LOADER_DIRECTORY = {"UNETLoader": "diffusion_models", "DualCLIPLoader": "text_encoders", "VAELoader": "vae"}
+LOCAL_NAMES = ["local_fill", "large_photo_edit", "outpaint", "ab_compare"]     # the ones with model loaders
+# what both frontends offer to download (missingModelDownload.ts: isModelDownloadable)
+DOWNLOADABLE_URL = ("https://huggingface.co/", "https://civitai.com/")
+DOWNLOADABLE_NAME = (".safetensors", ".sft", ".ckpt", ".pth", ".pt")
 TEST_STEPS = 2
 TEST_MP = 0.1            # MaskPrep target_mp in the test copies: the tiny fills run on CPU
 # source image, mask grow + feather of its MaskPrep (pixels further away are the original's),
@@ -98,10 +106,105 @@ def test_every_workflow_ships_in_both_formats():
                 assert node["inputs"]["prompt"] and node["inputs"]["seed"] == 1234
 
 
+def shipped_models() -> dict:
+    """{file name: {"name", "url", "directory"}} over every loader of every shipped UI workflow
+    (the same file carries the same metadata everywhere: checked here)."""
+    seen = {}
+    for name in NAMES:
+        for node in ui_workflow(name)["nodes"]:
+            for m in node.get("properties", {}).get("models", []):
+                assert seen.setdefault(m["name"], m) == m, f"{name}: {m['name']} differs from another workflow's"
+    return seen
+
+
+def test_every_model_loader_names_its_files_with_download_links():
+    """The frontend's missing-models list: properties.models on each loader, entries whose name is
+    one of the node's widget values, each downloadable (a Hugging Face URL ending in that file)."""
+    with_loaders = []
+    for name in NAMES:
+        ui = ui_workflow(name)
+        assert "models" not in ui, name        # per node, as the official templates do
+        for node in ui["nodes"]:
+            models = node.get("properties", {}).get("models")
+            if node["type"] not in LOADER_DIRECTORY:
+                assert models is None, f"{name}: {node['type']} has model metadata"
+                continue
+            with_loaders.append(name)
+            files = [v for v in node["widgets_values"] if isinstance(v, str) and v.endswith(DOWNLOADABLE_NAME)]
+            assert files == REAL_MODEL_FILES[node["type"]][:len(files)] and files, (name, node["widgets_values"])
+            assert [m["name"] for m in models] == files, f"{name} {node['type']}: names differ from the widgets"
+            for m in models:
+                assert set(m) == {"name", "url", "directory"}, m
+                assert m["directory"] == LOADER_DIRECTORY[node["type"]], m
+                assert m["url"].startswith(DOWNLOADABLE_URL) and m["name"].endswith(DOWNLOADABLE_NAME), m
+                hf_file = r"https://huggingface\.co/[\w.-]+/[\w.-]+/resolve/main/([\w.-]+/)*" + re.escape(m["name"])
+                assert re.fullmatch(hf_file, m["url"]), m["url"]
+    assert sorted(set(with_loaders)) == sorted(LOCAL_NAMES)
+    assert sorted(shipped_models()) == sorted({f for fs in REAL_MODEL_FILES.values() for f in fs if "." in f})
+
+
+def _official_fill_template():
+    """ComfyUI's own FLUX.1 Fill template, from the host's workflow-templates package."""
+    for pkg in ("comfyui_workflow_templates_json", "comfyui_workflow_templates_media_image",
+                "comfyui_workflow_templates"):
+        spec = importlib.util.find_spec(pkg)
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(loc) / "templates" / "flux_fill_inpaint_example.json"
+            if path.is_file():
+                return path
+    return None
+
+
+def test_model_metadata_is_the_official_fill_templates():
+    path = _official_fill_template()
+    if path is None:
+        pytest.skip("this host has no comfyui workflow templates package with flux_fill_inpaint_example.json")
+    tpl = json.loads(path.read_text())
+    official = {}
+    for graph in [tpl, *tpl.get("definitions", {}).get("subgraphs", [])]:
+        for node in graph["nodes"]:
+            for m in node.get("properties", {}).get("models", []):
+                official[m["name"]] = m
+    ours = shipped_models()
+    assert {n: official.get(n) for n in ours} == ours, f"differs from {path}"
+
+
+def test_readme_model_table_matches_the_workflows():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- models-table:begin -->", 1)[1].split("<!-- models-table:end -->", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.strip().splitlines()[2:]]
+    documented = {}
+    for file, folder, _loader, url in rows:
+        assert file.startswith("`") and folder.startswith("`models/"), (file, folder)
+        name = file.strip("`")
+        assert name not in documented, f"{name} twice in the README's model table"
+        documented[name] = {"name": name, "url": url, "directory": folder.strip("`").removeprefix("models/")}
+    assert documented == shipped_models()
+    assert list(documented) == list(build_workflows().MODEL_DOWNLOADS)     # the same order as the builder's
+
+
+def build_workflows():
+    """workflows/build_workflows.py as a module (its browser/server imports are lazy or stdlib)."""
+    spec = importlib.util.spec_from_file_location("fluxfill_build_workflows", WF / "build_workflows.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rebuilding_gives_the_shipped_model_metadata():
+    """The builder's last step (tidy) adds the metadata: on the shipped files it changes nothing."""
+    builder = build_workflows()
+    for name in NAMES:
+        ui = ui_workflow(name)
+        assert builder.tidy(copy.deepcopy(ui)) == ui, name
+        assert json.dumps(ui, indent=2) + "\n" == (WF / f"{name}.json").read_text(), f"{name}: not the builder's format"
+
+
 def test_ab_compare_feeds_three_fills_from_one_mask_prep():
     api = api_workflow("ab_compare")
     [prep] = [k for k, v in api.items() if v["class_type"] == "MaskPrep"]
-    fills = {v["class_type"]: v for v in api.values() if v["class_type"] in ("FluxFillLocal", "FalFill", "WaveSpeedFill")}
+    fills = {v["class_type"]: v for v in api.values()
+             if v["class_type"] in ("FluxFillLocal", "FalFill", "WaveSpeedFill")}
     assert set(fills) == {"FluxFillLocal", "FalFill", "WaveSpeedFill"}
     for f in fills.values():
         assert f["inputs"]["image"] == [prep, 0] and f["inputs"]["mask"] == [prep, 1]
@@ -214,6 +317,40 @@ return nodes().map(n => n.type);
 """
 
 
+OFFERED_JS = """
+const names = arguments[0], openDetails = arguments[1];
+const vis = e => e.offsetParent !== null || getComputedStyle(e).position === 'fixed';
+const download = b => vis(b) && /^Download\\b/.test((b.innerText || '').trim()) && !/all/i.test(b.innerText);
+// 1.47.12 lists missing models in the Errors panel behind the "N errors found" toast
+const details = Array.from(document.querySelectorAll('button'))
+  .find(b => vis(b) && b.innerText.trim() === 'View details');
+if (openDetails && details) details.click();
+const leaves = Array.from(document.querySelectorAll('body *')).filter(e => vis(e) && e.children.length === 0);
+const rows = {};
+for (const n of names) for (const leaf of leaves.filter(e => (e.innerText || '').includes(n))) {
+  let row = leaf;       // the smallest element around the name that has its own Download button
+  while (row && !Array.from(row.querySelectorAll('button')).some(download)) row = row.parentElement;
+  if (row && !names.some(m => m !== n && row.innerText.includes(m)))
+    rows[n] = row.innerText.replace(/\\s+/g, ' ').trim();
+}
+return {rows, details: !!details};
+"""
+
+
+def offered_models(page, names, timeout: float = 20.0) -> dict:
+    """{file: the text of its row} for each of `names` the page offers to download, as a user sees
+    it: 1.32.9's Missing Models dialog (folder / name, Download, Copy URL), 1.47.12's Errors panel
+    (name, folder, Download) opened from the error toast. Waits until all are there or `timeout`."""
+    deadline, clicked, res = time.monotonic() + timeout, False, {"rows": {}}
+    while time.monotonic() < deadline:
+        res = page.js(OFFERED_JS, names, not clicked)
+        clicked = clicked or res["details"]
+        if len(res["rows"]) == len(names):
+            break
+        time.sleep(0.3)
+    return res["rows"]
+
+
 # ---------------------------------------------------------------- checks on the results
 def _source(name: str):
     file, reach, size, panels = EXPECT[name]
@@ -259,7 +396,8 @@ def check_result(server, name: str, history: dict, save_id: str, prompt: dict):
             want = fill_colour(f["prompt"], f["seed"], 0)
             panel = out[:, i * (panel_w + 16):i * (panel_w + 16) + panel_w]
             got = np.median(panel[core].reshape(-1, 3), axis=0)
-            assert np.abs(got - want).max() <= 3, f"{name} panel {i} ({kind}): {got} inside the mask, emulator paints {want}"
+            assert np.abs(got - want).max() <= 3, \
+                f"{name} panel {i} ({kind}): {got} inside the mask, emulator paints {want}"
     for i in range(panels):      # A/B: each panel is the photo with its own fill
         panel = out[:, i * (panel_w + 16):i * (panel_w + 16) + panel_w]
         assert np.array_equal(panel[keep], src[keep]), f"{name} panel {i}: pixels outside the mask changed"
@@ -303,6 +441,13 @@ def test_ui_workflow_loads_and_runs_from_the_page(server, page, name):
     ui = page.js_async(f"const r = await fetch('/api/workflow_templates/{PACK}/{name}.json'); return await r.json();")
     assert ui == ui_workflow(name)
     page.load_workflow(ui)
+    if name in LOCAL_NAMES:       # this server has no FLUX files: the page offers them, the user closes that
+        models = {m["name"]: m for n in ui["nodes"] for m in n.get("properties", {}).get("models", [])}
+        rows = offered_models(page, list(models))
+        assert sorted(rows) == sorted(models), f"offered {rows} (screenshot {page.screenshot(name + '-models')})"
+        for file, row in rows.items():
+            assert models[file]["directory"] in row, row
+        page.close_dialogs()
     types = page.js(TINY_JS, STOCK_LOADERS, TEST_STEPS, TEST_MP)
     assert not set(types) & set(STOCK_LOADERS)
     print("screenshot:", page.screenshot(f"{name}-loaded"))
@@ -315,6 +460,12 @@ def test_ui_workflow_loads_and_runs_from_the_page(server, page, name):
     # this frontend reads the widget values where the builder's frontend put them
     assert comparable(history["prompt"][2]) == comparable(tiny_api(api_workflow(name)))
     errors, ignored = page.console_errors()
+    # 1.32.9's Missing Models dialog asks huggingface.co for each file's size (fetchFileSize):
+    # without internet that is an error it logs; only that message, only from that function
+    offline = [m for m in errors
+               if '"Error fetching file size:" TypeError: Failed to fetch' in m and "at fetchFileSize" in m]
+    errors = [m for m in errors if m not in offline]
+    ignored += [(m, "1.32.9's Missing Models dialog measuring the downloads; no internet here") for m in offline]
     for msg, why in ignored:
         print(f"ignored console error ({why}): {msg[:200]}")
     assert not errors, "console errors:\n" + "\n".join(errors)

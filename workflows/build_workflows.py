@@ -20,8 +20,23 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from browser import ComfyPage  # noqa: E402
 from comfy_host import ComfyServer, make_base_dir  # noqa: E402
 
-MODEL_FILES = {"diffusion_models": ["flux1-fill-dev.safetensors"],
-               "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors"], "vae": ["ae.safetensors"]}
+# The model files of ComfyUI's official FLUX.1 Fill template (flux_fill_inpaint_example), with its
+# download links. Each loader node gets them as properties.models: both frontends read that list
+# (entries whose name is one of the node's widget values) and offer the files a user lacks.
+MODEL_DOWNLOADS = {
+    "flux1-fill-dev.safetensors": ("diffusion_models", "https://huggingface.co/Comfy-Org/flux1-dev/resolve/main/"
+                                   "split_files/diffusion_models/flux1-fill-dev.safetensors"),
+    "clip_l.safetensors": ("text_encoders",
+                           "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"),
+    "t5xxl_fp16.safetensors": ("text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/"
+                               "main/t5xxl_fp16.safetensors"),
+    "ae.safetensors": ("vae", "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/"
+                       "split_files/vae/ae.safetensors"),
+}
+MODEL_LOADERS = ("UNETLoader", "DualCLIPLoader", "VAELoader")
+# folder -> file names: the builder's server lists empty stand-ins of these
+MODEL_FILES = {folder: [n for n, (f, _) in MODEL_DOWNLOADS.items() if f == folder]
+               for folder in dict.fromkeys(f for f, _ in MODEL_DOWNLOADS.values())}
 PHOTO, LARGE, SMALL = "fluxfill_photo.png", "fluxfill_large_photo.png", "fluxfill_outpaint.png"
 DOOR = "a red wooden front door with a brass handle, soft daylight"
 SEED = 1234
@@ -66,7 +81,8 @@ def note(pos, text):
 
 def single(name, fill_node, extra_nodes=(), extra_links=(), image=PHOTO, prep_widgets=None, note_text=""):
     nodes = [load("load", image, [40, 480]), prep([400, 480], **(prep_widgets or {})), fill_node,
-             N("paste", "PasteBack", [1240, 480]), N("save", "SaveImage", [1560, 480], filename_prefix=f"FluxFill/{name}"),
+             N("paste", "PasteBack", [1240, 480]),
+             N("save", "SaveImage", [1560, 480], filename_prefix=f"FluxFill/{name}"),
              note([1240, 80], note_text), *extra_nodes]
     links = [("load", "IMAGE", "prep", "image"), ("load", "MASK", "prep", "mask"), *fill_chain(fill_node["key"]),
              ("paste", "image", "save", "images"), *extra_links]
@@ -103,8 +119,10 @@ def wavespeed_fill():
 
 
 def large_photo_edit():
-    g = single("large_photo_edit", local_fill_node("fill", [800, 480], "a round window with a flower box, soft daylight"),
-               image=LARGE, extra_nodes=[*loaders(400, 40), N("crop", "PreviewImage", [800, 980], "What the model sees", size=[400, 360])],
+    fill = local_fill_node("fill", [800, 480], "a round window with a flower box, soft daylight")
+    g = single("large_photo_edit", fill, image=LARGE,
+               extra_nodes=[*loaders(400, 40),
+                            N("crop", "PreviewImage", [800, 980], "What the model sees", size=[400, 360])],
                extra_links=[*model_links("fill"), ("prep", "image", "crop", "images")],
                prep_widgets={"context_factor": 1.5, "context_px": 64},
                note_text="A small edit in a large photo (2048x1536).\n\nMaskPrep crops the mask plus context "
@@ -132,7 +150,8 @@ def ab_compare():
              N("fal", "FalFill", [800, 540], "B: fal.ai", prompt=DOOR, seed=SEED, control_after_generate="fixed"),
              N("ws", "WaveSpeedFill", [800, 1520], "C: WaveSpeedAI", prompt=DOOR, seed=SEED,
                control_after_generate="fixed"),
-             N("paste_a", "PasteBack", [1240, 40], "Paste Back A"), N("paste_b", "PasteBack", [1240, 540], "Paste Back B"),
+             N("paste_a", "PasteBack", [1240, 40], "Paste Back A"),
+             N("paste_b", "PasteBack", [1240, 540], "Paste Back B"),
              N("paste_c", "PasteBack", [1240, 1520], "Paste Back C"),
              N("ab", "ImageStitch", [1540, 540], "A | B", direction="right", spacing_width=16),
              N("abc", "ImageStitch", [1860, 540], "A | B | C", direction="right", spacing_width=16),
@@ -188,7 +207,7 @@ def tidy(ui: dict) -> dict:
     """Fields older frontends write and 1.47.12 leaves out (both frontends read them):
     outputs' slot_index, and "Node name for S&R" on every node that runs (SaveImage lacks it).
     SaveImage / PreviewImage lose the pass-through output only 0.30 has, which v0.3.75's
-    frontend would show as a stray socket."""
+    frontend would show as a stray socket. Model loaders get their download metadata (MODEL_DOWNLOADS)."""
     for node in ui["nodes"]:
         if node["type"] in ("SaveImage", "PreviewImage"):
             assert not any(o.get("links") for o in node.get("outputs", [])), node
@@ -197,7 +216,15 @@ def tidy(ui: dict) -> dict:
             out.setdefault("slot_index", i)
         if node["type"] not in ("Note", "MarkdownNote"):
             node.setdefault("properties", {}).setdefault("Node name for S&R", node["type"])
+        if node["type"] in MODEL_LOADERS:
+            node["properties"]["models"] = model_metadata(node)
     return ui
+
+
+def model_metadata(node: dict) -> list:
+    """properties.models of a loader node, in ComfyUI's template format: its model files in widget order."""
+    return [{"name": v, "url": MODEL_DOWNLOADS[v][1], "directory": MODEL_DOWNLOADS[v][0]}
+            for v in node["widgets_values"] if isinstance(v, str) and v in MODEL_DOWNLOADS]
 
 
 def build(names=None, out_dir=HERE):
