@@ -16,6 +16,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..core.hosted import endpoint_table
+from ..core.hosted.errors import HostedValidationError
 from ..core.hosted.provider import FalProvider
 from . import endpoint_text as text
 from .fill_shape import fill_schema, per_image
@@ -235,10 +236,10 @@ def resolve_images(params: dict, image, mask, fill, control) -> dict:
             return [convert(x, f"{where}[{i}]") for i, x in enumerate(value)]
         if isinstance(value, str) and value.startswith("$"):
             if value not in values:
-                raise ValueError(f"{NODE}: {where}: unknown placeholder {value!r}; use one of "
+                raise HostedValidationError(f"{NODE}: {where}: unknown placeholder {value!r}; use one of "
                                  f"{', '.join(PLACEHOLDERS)} or a URL")
             if values[value] is None:
-                raise ValueError(f"{NODE}: {where} is {value!r} but no control_image is connected: "
+                raise HostedValidationError(f"{NODE}: {where} is {value!r} but no control_image is connected: "
                                  f"connect one, or use $image / $mask / a URL")
             return values[value]
         return value

@@ -22,7 +22,7 @@ from ..core import lora_list
 from ..core.fill_protocol import FillRequest, report_json
 from ..core.hosted import endpoint_table, keys, pricing
 from ..core.hosted.endpoint_table import PROVIDER_TITLES
-from ..core.hosted.errors import HostedError, InvalidKeyFile, MissingKey, NSFWBlocked
+from ..core.hosted.errors import HostedError, HostedValidationError, InvalidKeyFile, MissingKey, NSFWBlocked
 from ..core.hosted.params import output_size
 from ..core.hosted.provider import nsfw_message
 from .fill_shape import check_masks, per_image
@@ -73,7 +73,7 @@ def stack_for_endpoint(endpoint: str, lora_stack, node: str) -> tuple[list, list
     try:
         loras = lora_list.normalize_stack(lora_stack)
     except ValueError as e:
-        raise for_user(ValueError(f"lora_stack: {e}"), node) from None
+        raise for_user(HostedValidationError(f"lora_stack: {e}", field="lora_stack"), node) from None
     endpoint_spec = endpoint_table.get(endpoint)
     if loras and not endpoint_spec.takes("loras"):
         return [], [f"lora_stack ({len(loras)} LoRA(s); {endpoint} takes no LoRAs)"]
@@ -164,10 +164,10 @@ def parse_json_widget(node: str, name: str, text: str, kind: type, example: str)
     try:
         value = json.loads(text)
     except ValueError as e:
-        raise ValueError(f"{node}: {name} is not valid JSON ({e}). Example: {example}") from None
+        raise HostedValidationError(f"{node}: {name} is not valid JSON ({e}). Example: {example}") from None
     if kind is list and isinstance(value, dict):
         value = [value]
     if not isinstance(value, kind):
-        raise ValueError(f"{node}: {name} must be a JSON {'list' if kind is list else 'object'}. "
+        raise HostedValidationError(f"{node}: {name} must be a JSON {'list' if kind is list else 'object'}. "
                          f"Example: {example}")
     return value

@@ -9,6 +9,7 @@ from comfy_api.v0_0_2 import io
 from ..core.hosted import endpoint_table
 from ..core.hosted.params import number_text
 from ..core.hosted.pricing import price_text
+from ..core.hosted.errors import HostedValidationError
 from ..core.hosted.provider import WaveSpeedProvider
 from .fill_shape import fill_schema
 from .hosted_run import HostedRun, run_hosted
@@ -86,10 +87,10 @@ def output_size(width: int, height: int, in_w: int, in_h: int) -> tuple[int, int
         if SIDE_MIN <= value <= SIDE_MAX:
             continue
         if not given:
-            raise ValueError(
+            raise HostedValidationError(
                 f"{NODE}: the input image is {in_w}x{in_h}, but {ENDPOINT} takes {SIDE_MIN}-{SIDE_MAX} "
                 f"pixels per side. Put MaskPrep before this node with max_side {SIDE_MAX} (it crops "
                 f"around the mask and scales), or set width and height explicitly.")
-        raise ValueError(f"{NODE}: {name} must be 0 (input size) or between {SIDE_MIN} and {SIDE_MAX}, "
+        raise HostedValidationError(f"{NODE}: {name} must be 0 (input size) or between {SIDE_MIN} and {SIDE_MAX}, "
                          f"got {value}")
     return out_w, out_h
