@@ -27,7 +27,7 @@ from packaging.version import Version
 from PIL import Image
 
 try:
-    import tomllib
+    import tomllib  # novermin  (3.11+; 3.10 falls back to tomli below)
 except ModuleNotFoundError:       # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
