@@ -19,7 +19,8 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .errors import DeadlineExceeded, HostedError, RemoteCancelled, ResultUnavailable
 from .retry import Deadline

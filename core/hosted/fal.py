@@ -39,7 +39,7 @@ class FalHandle:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FalHandle":
+    def from_dict(cls, d: dict) -> FalHandle:
         return cls(**{k: d[k] for k in ("endpoint", "request_id", "status_url", "response_url",
                                          "cancel_url")})
 
@@ -60,7 +60,7 @@ class FalClient(QueueClient):
         self._cdn: tuple[str, str, float] | None = None   # (base_url, auth header, expiry)
 
     @classmethod
-    def from_env(cls, user_dir=None, env=None, **kw) -> "FalClient":
+    def from_env(cls, user_dir=None, env=None, **kw) -> FalClient:
         env = os.environ if env is None else env
         kw.setdefault("queue_url", env.get("FAL_QUEUE_URL") or DEFAULT_QUEUE_URL)
         kw.setdefault("rest_url", env.get("FAL_REST_URL") or DEFAULT_REST_URL)

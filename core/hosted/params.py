@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .endpoint_table import CONTROL_MODES, FIELDS, IMAGE_SIZE_PRESETS, Endpoint, Rule, canonical_name, get
 from .errors import HostedValidationError

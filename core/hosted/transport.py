@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
 
 import requests

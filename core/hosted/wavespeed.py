@@ -36,7 +36,7 @@ class WaveSpeedHandle:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "WaveSpeedHandle":
+    def from_dict(cls, d: dict) -> WaveSpeedHandle:
         return cls(d["endpoint"], d["request_id"])
 
 
@@ -53,7 +53,7 @@ class WaveSpeedClient(QueueClient):
         super().__init__(transport, poll)
 
     @classmethod
-    def from_env(cls, user_dir=None, env=None, **kw) -> "WaveSpeedClient":
+    def from_env(cls, user_dir=None, env=None, **kw) -> WaveSpeedClient:
         env = os.environ if env is None else env
         kw.setdefault("api_url", env.get("WAVESPEED_API_URL") or DEFAULT_API_URL)
         return cls(keys.load_key("wavespeed", user_dir, env), **kw)

@@ -46,7 +46,7 @@ class Response:
     headers: dict = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, obj, **headers) -> "Response":
+    def json(cls, status: int, obj, **headers) -> Response:
         return cls(status, json.dumps(obj).encode(), "application/json", dict(headers))
 
 
