@@ -116,7 +116,7 @@ def main():
         prov = FalProvider(client, "fal-ai/flux-lora/inpainting", state, force_new=True)
         prov.fill(make_request(999), FillHooks())                 # warm-up (connections)
         t = time.perf_counter()
-        for i in range(3):
+        for _ in range(3):
             getattr(prov, "_prepare", prov.prepare)(make_request(1))
         encode = (time.perf_counter() - t) / 3
         for r in range(a.rounds):

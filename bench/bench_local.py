@@ -164,7 +164,8 @@ def main():
                 outs[name], wall, cpu_s = timed(fn, call, m, image, mask, 7, steps, fills)
                 times[name].append(wall)
                 cpu[name].append(cpu_s)
-        mem = {name: memory(fn, call, m, image, mask, 7, steps, fills) for name, fn in (("ours", ours), ("stock", stock))}
+        mem = {name: memory(fn, call, m, image, mask, 7, steps, fills)
+               for name, fn in (("ours", ours), ("stock", stock))}
         paired = statistics.median(o / s for o, s in zip(times["ours"], times["stock"]))
         med = {k: statistics.median(v) for k, v in times.items()}
         ratio_min = min(times["ours"]) / min(times["stock"])

@@ -91,13 +91,12 @@ def baseline(image, mask, grow=GROW):
 
 
 def best_of(fn, repeat):
-    times, out = [], None
+    times = []
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)
         del out  # let the next run reuse the memory
-        out = None
     return min(times)
 
 
@@ -106,9 +105,10 @@ def grow_times(mask, side):
     region = mask[:, :side, :side].clone()
     region[:, : side // 2, : side // 2] = 1
     res = {}
-    for r in (4, 64):
-        res[("ours", r)] = best_of(lambda: mask_ops.grow(region, r), 5)
-        res[("iterated 3x3", r)] = best_of(lambda: [baseline_grow(m.numpy(), r) for m in region], 1)
+    for radius in (4, 64):
+        res[("ours", radius)] = best_of(lambda radius=radius: mask_ops.grow(region, radius), 5)
+        res[("iterated 3x3", radius)] = best_of(
+            lambda radius=radius: [baseline_grow(m.numpy(), radius) for m in region], 1)
     return res
 
 

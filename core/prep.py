@@ -71,10 +71,12 @@ def _union(a: Box | None, b: Box | None) -> Box | None:
 
 def _pad_box(pad, w, h) -> Box | None:
     """Bounding box of the outpaint strips in the canvas (None without padding)."""
-    l, t, r, b = pad
-    cw, ch = w + l + r, h + t + b
+    left, top, right, bottom = pad
+    cw, ch = w + left + right, h + top + bottom
     box = None
-    for on, strip in ((l, (0, 0, l, ch)), (t, (0, 0, cw, t)), (r, (l + w, 0, cw, ch)), (b, (0, t + h, cw, ch))):
+    strips = ((left, (0, 0, left, ch)), (top, (0, 0, cw, top)),
+              (right, (left + w, 0, cw, ch)), (bottom, (0, top + h, cw, ch)))
+    for on, strip in strips:
         if on > 0:
             box = _union(box, strip)
     return box
@@ -97,17 +99,17 @@ def prepare(image: torch.Tensor, mask: torch.Tensor | None, opt: PrepOptions):
     pad = tuple(max(0, int(p)) for p in opt.pad)
     mask = check_inputs(image, mask, any(pad))
     n, h, w, c = image.shape
-    l, t, r, b = pad
-    cw_all, ch_all = w + l + r, h + t + b
+    left, top, right, bottom = pad
+    cw_all, ch_all = w + left + right, h + top + bottom
     if opt.invert:
         mask = mask_ops.invert(mask)
     mask = mask_ops.threshold(mask, opt.threshold)
     pbox = _pad_box(pad, w, h)
-    boxes = [_union(None if bb is None else (bb[0] + l, bb[1] + t, bb[2] + l, bb[3] + t), pbox)
+    boxes = [_union(None if bb is None else (bb[0] + left, bb[1] + top, bb[2] + left, bb[3] + top), pbox)
              for bb in mask_ops.bboxes(mask)]
     if all(bb is None for bb in boxes):
-        raise ValueError(f"MaskPrep: the mask is empty{' after invert/threshold' if opt.invert or opt.threshold > 0 else ''}"
-                         f", so there is nothing to fill: {EMPTY_HELP}.")
+        after = " after invert/threshold" if opt.invert or opt.threshold > 0 else ""
+        raise ValueError(f"MaskPrep: the mask is empty{after}, so there is nothing to fill: {EMPTY_HELP}.")
     # windows around each mask box, one size for the batch, reaching as far as grow and feather
     reach = max(opt.grow, 0) + max(opt.feather, 0) + 1
     live = [bb for bb in boxes if bb is not None]
@@ -115,10 +117,10 @@ def prepare(image: torch.Tensor, mask: torch.Tensor | None, opt: PrepOptions):
     rh = min(ch_all, max(bb[3] - bb[1] for bb in live) + 2 * reach)
     r_org = [(0, 0) if bb is None else (place(bb[0], bb[2], rw, cw_all), place(bb[1], bb[3], rh, ch_all))
              for bb in boxes]
-    region = take(mask, r_org, rw, rh, 0.0, offset=(l, t))
+    region = take(mask, r_org, rw, rh, 0.0, offset=(left, top))
     pad_area = None
     if any(pad):
-        pad_area = ~window(r_org, (l, t), rw, rh, h, w, image.device)[2]
+        pad_area = ~window(r_org, (left, top), rw, rh, h, w, image.device)[2]
     fill_m, blend = _shape(region, pad_area, opt)
     # crop around the blend (it reaches furthest), in canvas coordinates
     blend_boxes = [None if bb is None else (bb[0] + o[0], bb[1] + o[1], bb[2] + o[0], bb[3] + o[1])
@@ -131,7 +133,7 @@ def prepare(image: torch.Tensor, mask: torch.Tensor | None, opt: PrepOptions):
     blend_crop = take(blend, rel, cw, ch, 0.0)
     origins = plan.origins if len(plan.origins) == n else plan.origins * n
     rgb = image[..., :3]
-    crop_img = take(rgb, origins, cw, ch, pad_color(rgb.shape[-1]), offset=(l, t))
+    crop_img = take(rgb, origins, cw, ch, pad_color(rgb.shape[-1]), offset=(left, top))
     out_img = resize(crop_img, plan.out_w, plan.out_h, "bicubic").contiguous()  # never a strided view
     out_mask = resize(fill_crop, plan.out_w, plan.out_h, "bilinear")
     if out_mask is not fill_crop and bool(((fill_crop == 0) | (fill_crop == 1)).all()):

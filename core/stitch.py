@@ -35,8 +35,8 @@ class Stitch:
     @property
     def canvas_size(self) -> tuple[int, int]:
         _, h, w, _ = self.images.shape
-        l, t, r, b = self.pad
-        return w + l + r, h + t + b
+        left, top, right, bottom = self.pad
+        return w + left + right, h + top + bottom
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -133,11 +133,11 @@ def new_output(shape, dtype, device) -> torch.Tensor:
 def _canvas(orig: torch.Tensor, src: list[int], pad) -> torch.Tensor:
     """[F, canvas_h, canvas_w, C]: source src[i] at (left, top), padding in PAD_RGBA."""
     _, h, w, c = orig.shape
-    l, t, r, b = pad
-    out = new_output((len(src), h + t + b, w + l + r, c), orig.dtype, orig.device)
+    left, top, right, bottom = pad
+    out = new_output((len(src), h + top + bottom, w + left + right, c), orig.dtype, orig.device)
     if any(pad):
         color = torch.tensor(pad_color(c), dtype=orig.dtype, device=orig.device)
-        for strip in (out[:, :t], out[:, t + h:], out[:, t:t + h, :l], out[:, t:t + h, l + w:]):
+        for strip in (out[:, :top], out[:, top + h:], out[:, top:top + h, :left], out[:, top:top + h, left + w:]):
             strip[...] = color
     if not any(pad) and src == list(range(orig.shape[0])):
         out.copy_(orig)
@@ -145,7 +145,7 @@ def _canvas(orig: torch.Tensor, src: list[int], pad) -> torch.Tensor:
         torch.index_select(orig, 0, torch.tensor(src, device=orig.device), out=out)
     else:
         for i, j in enumerate(src):
-            out[i, t:t + h, l:l + w] = orig[j]
+            out[i, top:top + h, left:left + w] = orig[j]
     return out
 
 

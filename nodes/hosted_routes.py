@@ -63,7 +63,8 @@ def price(body) -> dict:
         raise ValueError(f"node must be one of {', '.join(NODES)}")
     endpoint = body.get("endpoint") or endpoint_table.endpoints_for(NODES[node])[0]
     if endpoint not in endpoint_table.ENDPOINTS:
-        raise ValueError(f"unknown endpoint {endpoint!r}; {node} takes {', '.join(endpoint_table.endpoints_for(NODES[node]))}")
+        raise ValueError(f"unknown endpoint {endpoint!r}; "
+                         f"{node} takes {', '.join(endpoint_table.endpoints_for(NODES[node]))}")
     if endpoint_table.get(endpoint).provider != NODES[node]:
         raise ValueError(f"{endpoint} is not an endpoint of {node}")
     nums = {}

@@ -146,7 +146,7 @@ def test_uploads_use_the_cdn_token_and_key_goes_only_to_the_api(emu, tmp_path):
     p = emu.requests[-1]["payload"]
     assert p["image_url"].startswith(emu.cdn_url) and p["mask_url"].startswith(emu.cdn_url)
     assert emu.count("token") == 1                     # the token is reused for the mask
-    for method, url, auth in rec.sent:
+    for _method, url, auth in rec.sent:
         if "/cdn/files/upload" in url:
             assert auth.startswith("Bearer ") and KEY not in auth
         elif "/cdn/" in url:

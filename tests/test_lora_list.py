@@ -52,7 +52,8 @@ def test_stack_from_rows_chains_incoming_first_and_skips_off_and_empty_rows():
         {"on": False, "local": "b.safetensors", "hosted": "", "strength_model": 1.0, "strength_clip": 1.0},
         {"on": True, "local": "None", "hosted": "  ", "strength_model": 1.0, "strength_clip": 1.0},
         {"on": True, "local": "None", "hosted": "owner/only-hosted", "strength_model": 0.9, "strength_clip": 0.0},
-        {"on": True, "local": "c.safetensors", "hosted": "https://x.org/c", "strength_model": 1.1, "strength_clip": 0.2},
+        {"on": True, "local": "c.safetensors", "hosted": "https://x.org/c",
+         "strength_model": 1.1, "strength_clip": 0.2},
     ]
     stack = lora_list.stack_from_rows(rows, incoming)
     assert [tuple(map(type, t)) for t in stack] == [(LoraName, float, float)] * 4

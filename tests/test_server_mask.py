@@ -14,7 +14,8 @@ def test_object_info_lists_the_six_nodes_with_tooltips(comfy_server):
     for node_id, category in categories.items():
         assert node_id in info, f"{node_id} not registered:\n{comfy_server.log_tail()}"
         node = info[node_id]
-        assert node["category"] == category and node["description"] and node["python_module"].startswith("custom_nodes.")
+        assert (node["category"] == category and node["description"]
+                and node["python_module"].startswith("custom_nodes."))
         for section in ("required", "optional"):
             for name, spec in node["input"].get(section, {}).items():
                 assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"

@@ -26,9 +26,9 @@ def canvas_blend(stitch, fills=None):
 
 
 def in_image(out, stitch):
-    l, t, _, _ = stitch.pad
+    left, top, _, _ = stitch.pad
     _, h, w, _ = stitch.images.shape
-    return out[:, t:t + h, l:l + w]
+    return out[:, top:top + h, left:left + w]
 
 
 @st.composite
@@ -82,8 +82,8 @@ def test_outside_the_blend_mask_nothing_changes(case, k):
     assert torch.equal(in_image(out, stitch)[keep], orig[keep])
     if any(opt.pad):  # the new area is always part of the hole: fully replaced
         pad_area = torch.ones(h_all, w_all, dtype=torch.bool)
-        l, t, _, _ = stitch.pad
-        pad_area[t:t + image.shape[1], l:l + image.shape[2]] = False
+        left, top, _, _ = stitch.pad
+        pad_area[top:top + image.shape[1], left:left + image.shape[2]] = False
         assert (canvas_blend(stitch, fills.shape[0])[:, pad_area] == 1).all()
 
 

@@ -67,7 +67,8 @@ FIELDS: dict[str, Field] = {
     "output_format": Field("enum", "Format of the generated files."),
     "acceleration": Field("enum", "Speed preset of the backend."),
     "paste_back": Field("bool", "Paste the original back outside the mask."),
-    "fill_image": Field("fill_image", "Image placed into the masked area: {fill_image_url, in_context_fill, use_prompt}."),
+    "fill_image": Field("fill_image",
+                        "Image placed into the masked area: {fill_image_url, in_context_fill, use_prompt}."),
     "resize_to_original": Field("bool", "Resize the output back to the input's size."),
     "controlnets": Field("controlnets", "[{path, control_image_url, conditioning_scale, config_url, variant, "
                          "mask_image_url, mask_threshold, start_percentage, end_percentage}]"),

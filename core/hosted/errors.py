@@ -97,8 +97,8 @@ class NSFWBlocked(HostedError):
 # "/…/custom_nodes/ComfyUI-FluxFill.core.hosted.errors.MissingKey". A short, stable module name
 # keeps it "fluxfill.MissingKey" on every host (nothing imports these classes by that name).
 PUBLIC_MODULE = "fluxfill"
-for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, InvalidKeyFile, AuthError, RemoteRejected,
-                     RemoteFailed, RemoteCancelled, DeadlineExceeded, TransportError, SubmitUncertain,
+for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, InvalidKeyFile, AuthError,
+                     RemoteRejected, RemoteFailed, RemoteCancelled, DeadlineExceeded, TransportError, SubmitUncertain,
                      ResultUnavailable, NSFWBlocked):
     _error_class.__module__ = PUBLIC_MODULE
 del _error_class

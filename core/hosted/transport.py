@@ -6,8 +6,8 @@
   caller-chosen retry predicate and the `RetryPolicy`'s backoff (all three in retry.py).
   Cancel is checked between tries and, for calls that are safe to abandon (polls, results,
   uploads, downloads), DURING a try: the request runs on a helper thread while the caller
-  watches `cancelled()`, so a hung poll cannot delay Cancel by a read timeout. Submits are never abandoned (their answer holds the
-  request id of a job that may be billed). Polls also use a shorter read timeout
+  watches `cancelled()`, so a hung poll cannot delay Cancel by a read timeout. Submits are
+  never abandoned (their answer holds the request id of a job that may be billed). Polls also use a shorter read timeout
   (`RetryPolicy.poll_read_timeout`): they are safe to retry.
 - The Authorization header is attached ONLY to URLs whose origin is one of the provider's
   API origins; downloads (`Transport.download`) never carry it, and follow redirects by hand
@@ -238,7 +238,7 @@ class Transport:
             resp, exc = None, None
             timeout = self._timeout(deadline, what, self.policy.poll_read_timeout if poll else None)
 
-            def send():
+            def send(timeout=timeout):
                 return self.session.request(method, url, headers=hdrs, allow_redirects=False,
                                             timeout=timeout, **kw)
             try:
@@ -303,7 +303,7 @@ class Transport:
             resp, exc = None, None
             timeout = self._timeout(deadline, what, self.policy.poll_read_timeout)
 
-            def fetch(url=current):
+            def fetch(url=current, timeout=timeout):
                 r = self.session.get(url, stream=True, allow_redirects=False, timeout=timeout)
                 if r.status_code == 200:     # the body is read on the helper thread too
                     return r, self._read_capped(r, max_bytes, what)

@@ -170,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             try:
                 resp = fn(req)
-            except Exception as exc:  # an emulator bug must show up as a 500, not a hang
+            except Exception as exc:  # noqa: BLE001 - an emulator bug must show up as a 500, not a hang
                 resp = Response.json(500, {"detail": f"emulator error: {exc!r}"})
         if fault and fault.kind == "drop-response":
             return self._reset(entry)

@@ -48,7 +48,7 @@ def open_image(data: bytes, what: str) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
-    except Exception:
+    except Exception:  # noqa: BLE001 - PIL raises many types for bad data
         raise InputError(f"{what} is not a decodable image", "image_load_error") from None
     return img
 
