@@ -11,13 +11,22 @@ canvas opens the node search dialog with a focused `role=combobox` input whose
 `aria-controls` names the results list (`[role=option]` items; the first text line of an
 item is the node's display name). What differs is only the markup around it: 1.47.12 a
 custom list (`#results-list`, div options), 1.32.9 a PrimeVue AutoComplete (`ul`, li options).
+
+Besides the host's pinned frontend, the browser tests run on every frontend build named in
+scripts/hosts.sh (FLUXFILL_FRONTENDS, unpacked by scripts/setup.sh into .hosts/frontend-VERSION/),
+served by the same host with `main.py --front-end-root`: see FRONTENDS and frontend_server().
+1.58.1 has the same globals, search dialog and Run button as 1.47.12.
 """
 import contextlib
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+from comfy_host import ROOT, ComfyServer, comfy_dir
 
 CHROMIUM = os.environ.get("FLUXFILL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FLUXFILL_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -35,9 +44,85 @@ KNOWN_NOISE = [
      "graph probes on 1.47.12): test machines have no internet. Failures of the server's own "
      "URLs still count"),
     (r'"ComfyApp graph accessed before initialization"', "1.47.12's own start-up"),
+    (r'"Error fetching file size:" TypeError: Failed to fetch\s+at fetchFileSize',
+     "1.32.9's missing-models dialog asks huggingface.co for the size of a workflow's model download "
+     "links (the shipped workflows carry them): test machines have no internet"),
+    (r'/api/jobs\?\S* - Failed to load resource: .* 404'
+     r'|"\[Jobs API\] Error fetching jobs:" JobsApiError: Failed to fetch jobs: 404'
+     r'|"Failed to fetch queue:" JobsApiError: Failed to fetch jobs: 404',
+     "1.58.1's queue panel reads /api/jobs, which ComfyUI v0.3.75 does not serve (0.30.0 does): the "
+     "newest frontend on the oldest host, a host/frontend gap, not the pack's"),
     (r"vue\.esm-browser\.prod\.js \S+ TypeError: Cannot read properties of undefined \(reading 'id'\)\s+at onChange",
      "1.32.9's own start-up (a settings watcher)"),
 ]
+
+PINNED = "pinned"
+
+
+def extra_frontends() -> list[str]:
+    """The frontend versions scripts/hosts.sh lists (FLUXFILL_FRONTENDS) besides the pinned ones."""
+    text = (ROOT / "scripts" / "hosts.sh").read_text()
+    m = re.search(r'^FLUXFILL_FRONTENDS="([^"]*)"', text, re.M)
+    return m.group(1).split() if m else []
+
+
+# what the browser tests are parametrized over: the host's own frontend, then the newer builds
+FRONTENDS = [PINNED] + extra_frontends()
+
+
+def frontend_root(version: str) -> Path | None:
+    """The unpacked build of `version` (None for the host's pinned frontend)."""
+    if version == PINNED:
+        return None
+    root = ROOT / ".hosts" / f"frontend-{version}"
+    if not (root / "index.html").is_file():
+        raise RuntimeError(f"frontend {version} is not set up ({root} has no index.html): run `make setup`")
+    return root
+
+
+class FrontendServer(ComfyServer):
+    """A ComfyServer that serves another frontend build (`main.py --front-end-root DIR`)."""
+
+    def __init__(self, base: Path, front_end_root: Path | None = None, **kw):
+        super().__init__(base, **kw)
+        self.front_end_root = front_end_root
+
+    def start(self, timeout: float = 180.0):
+        if self.front_end_root is None:
+            return super().start(timeout)
+        # ComfyServer.start with one more argument (it takes no extra arguments)
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--base-directory", str(self.base), "--disable-auto-launch",
+               "--database-url", f"sqlite:///{self.base}/comfyui.db",
+               "--front-end-root", str(self.front_end_root)]
+        import requests
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=comfy_dir(), env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/system_stats", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not answer within {timeout}s:\n{self.log_tail()}")
+
+
+def frontend_server(base: Path, frontend: str, env: dict | None = None) -> FrontendServer:
+    """A started server of the host under test, serving `frontend` (PINNED or a version)."""
+    return FrontendServer(base, front_end_root=frontend_root(frontend), env=env).start()
+
+
+def shot_name(name: str, frontend: str) -> str:
+    """README screenshots keep their names on the pinned frontend; other builds get a suffix."""
+    return name if frontend == PINNED else f"{name}-{frontend}"
+
 
 READY_JS = """return !!(window.app && window.app.canvas && window.LiteGraph && app.graph
     && document.querySelector('canvas#graph-canvas')
@@ -287,6 +372,7 @@ class ComfyPage:
         return last or []
 
     def close_node_search(self):
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.keys import Keys
         for _ in range(3):
             box = self._search_input()
@@ -294,9 +380,12 @@ class ComfyPage:
                 return
             # Empty the box first: on 1.32.9 a box that closes with typed text fires `change`
             # after PrimeVue's AutoComplete is gone (TypeError in onChange, a console error)
-            box.send_keys(Keys.CONTROL, "a")
-            box.send_keys(Keys.BACKSPACE)
-            box.send_keys(Keys.ESCAPE)
+            try:
+                box.send_keys(Keys.CONTROL, "a")
+                box.send_keys(Keys.BACKSPACE)
+                box.send_keys(Keys.ESCAPE)
+            except StaleElementReferenceException:      # it closed by itself meanwhile
+                pass
             time.sleep(0.2)
 
     # ---------------------------------------------------------------- nodes, settings, crops
@@ -306,6 +395,81 @@ class ComfyPage:
             if (!n) throw new Error('unknown node type ' + arguments[0]);
             n.pos = arguments[1]; app.graph.add(n); app.canvas.setDirty(true, true); return n.id;""",
                        node_type, list(pos))
+
+    def add_node_from_search(self, query: str, display_name: str, timeout: float = 10.0) -> int:
+        """Add a node as a user does: double-click the canvas, type, pick `display_name` with the
+        arrow keys and Enter. Returns the new node's id."""
+        from selenium.webdriver.common.keys import Keys
+        before = set(n["id"] for n in self.graph_nodes())
+        names = self.search_nodes(query, timeout)
+        if display_name not in names:
+            raise BrowserError(f"the search for {query!r} listed {names[:10]}, not {display_name!r}")
+        box = self._search_input()
+        for _ in range(names.index(display_name)):
+            box.send_keys(Keys.ARROW_DOWN)
+            time.sleep(0.1)
+        box.send_keys(Keys.ENTER)
+        new = self.wait_for("""const before = new Set(arguments[0]);
+            const n = (app.graph.nodes || app.graph._nodes).filter(n => !before.has(n.id));
+            return n.length === 1 ? n[0].id : null;""", timeout, f"a node added from the search for {query!r}",
+                            list(before))
+        # Enter closes the dialog by itself (keys sent to a box that is closing reach the canvas)
+        deadline = time.monotonic() + 5
+        while self._search_input() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # 1.47 and newer: the node follows the mouse until a click places it (Escape would
+        # cancel it, later, on whatever node has its id): click, as a user does
+        if self.js("return app.canvas.state?.ghostNodeId != null"):
+            from selenium.webdriver.common.action_chains import ActionChains
+            canvas = self.driver.find_element("css selector", "canvas#graph-canvas")
+            ActionChains(self.driver).move_to_element_with_offset(canvas, 0, 0).click().perform()
+            self.wait_for("return app.canvas.state?.ghostNodeId == null", timeout, "the new node placed")
+        return new
+
+    def control_value(self, node_id, seed: str = "seed") -> str | None:
+        """The seed's control_after_generate value (1.32.9 and 1.47.12 may name that widget after
+        a string control_after_generate in the input spec, so it is found through the seed)."""
+        return self.js("""const n = app.graph.getNodeById(arguments[0]);
+            const s = n.widgets.find(w => w.name === arguments[1]);
+            const c = (s && s.linkedWidgets || []).find(w => w.type === 'combo')
+                || n.widgets.find(w => w.name === 'control_after_generate');
+            return c ? c.value : null;""", node_id, seed)
+
+    def set_control(self, node_id, value: str, seed: str = "seed"):
+        """Pick the seed's control_after_generate value as a user does (value, then callback)."""
+        self.js("""const n = app.graph.getNodeById(arguments[0]);
+            const s = n.widgets.find(w => w.name === arguments[1]);
+            const c = (s && s.linkedWidgets || []).find(w => w.type === 'combo')
+                || n.widgets.find(w => w.name === 'control_after_generate');
+            c.value = arguments[2]; c.callback?.(c.value, app.canvas, n, null, null);
+            app.canvas.setDirty(true, true);""", node_id, seed, value)
+
+    def show_node(self, node_id, at=(320, 150), scale: float = 1.0):
+        """Put a node at page position `at` at the given zoom (1 = 100%), the window tall enough
+        for all of it; returns its rect (see node_rect)."""
+        h = self.js("return app.graph.getNodeById(arguments[0]).size[1] + LiteGraph.NODE_TITLE_HEIGHT", node_id)
+        size = self.driver.get_window_size()
+        want = int(at[1] + h * scale + 160)
+        if size["height"] < want:
+            self.driver.set_window_size(size["width"], want)
+            time.sleep(0.3)
+        self.js("""const n = app.graph.getNodeById(arguments[0]), c = document.querySelector('canvas#graph-canvas');
+            const r = c.getBoundingClientRect(), ds = app.canvas.ds, s = arguments[3];
+            ds.scale = s;
+            ds.offset = [(arguments[1] - r.left) / s - n.pos[0], (arguments[2] - r.top) / s - n.pos[1] + LiteGraph.NODE_TITLE_HEIGHT];
+            app.canvas.setDirty(true, true);""", node_id, at[0], at[1], scale)
+        time.sleep(0.5)
+        return self.node_rect(node_id)
+
+    def widget_layout(self, node_id) -> list[dict]:
+        """Each widget as laid out: name, label, y and height (node coordinates), hidden,
+        disabled, DOM element shown (or None for canvas widgets)."""
+        return self.js("""const n = app.graph.getNodeById(arguments[0]);
+            return n.widgets.map(w => ({name: w.name, label: w.label ?? null, value: w.value ?? null,
+                y: w.y ?? w.last_y ?? null, h: w.computedHeight ?? null, hidden: !!w.hidden,
+                disabled: !!(w.disabled || w.computedDisabled),
+                dom: w.element instanceof HTMLElement ? (w.element.offsetParent !== null
+                    && getComputedStyle(w.element).display !== 'none') : null}));""", node_id)
 
     def set_widget(self, node_id, name: str, value):
         """Set a widget the way a user edit does: value, then the widget's callback."""
@@ -318,7 +482,7 @@ class ComfyPage:
     def widget_values(self, node_id) -> dict:
         return self.js("""const n = app.graph.getNodeById(arguments[0]);
             return Object.fromEntries(n.widgets.map(w => [w.name, {value: w.value ?? null,
-                disabled: !!w.disabled, type: w.type}]));""", node_id)
+                disabled: !!w.disabled, hidden: !!w.hidden, type: w.type}]));""", node_id)
 
     def reset_view(self):
         self.js("app.canvas.ds.offset = [0, 0]; app.canvas.ds.scale = 1; app.canvas.setDirty(true, true);")

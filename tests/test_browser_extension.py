@@ -1,19 +1,24 @@
-"""FluxFill's web extension (web/fluxfill.js) in the host's real frontend, headless Chromium.
+"""FluxFill's web extension (web/fluxfill.js) in the real frontend, headless Chromium: the host's
+pinned frontend (1.32.9 on v0.3.75, 1.47.12 on 0.30.0) and every newer build scripts/hosts.sh
+lists (1.58.1), served by the same host with --front-end-root.
 
-One server for the module, with the fal/WaveSpeed emulators: FAL_KEY is set in its
-environment, the WaveSpeed key is not (the test stores it through the settings form).
-Tests run in file order. With FLUXFILL_SCREENSHOTS=DIR the named README screenshots
-(hosted-node-price.png, node-search.png, settings-keys.png, progress-text.png,
-maskprep-pasteback.png) are written there; otherwise to a temporary folder."""
+One server per frontend (module-scoped, parametrized: pytest runs every test on one frontend,
+then on the next), with the fal/WaveSpeed emulators: FAL_KEY is set in its environment, the
+WaveSpeed key is not (the key test stores it through the settings form). Tests run in file order
+on each frontend. With FLUXFILL_SCREENSHOTS=DIR the named README screenshots (fal-node.png,
+hosted-node-price.png, node-search.png, settings-keys.png, progress-text.png,
+maskprep-pasteback.png) are written there on the pinned frontend, with a -VERSION suffix on the
+others; otherwise to a temporary folder. All node screenshots are taken at 100% zoom."""
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser import opened_page
-from comfy_host import ComfyServer, execution_error, make_base_dir
+from browser import FRONTENDS, PINNED, frontend_server, opened_page, shot_name
+from comfy_host import ROOT, execution_error, make_base_dir
 from emulators import FalEmulator, WaveSpeedEmulator
 from test_browser_smoke import assert_no_console_errors
 from test_hosted_nodes_graphs import FAL_KEY, emulator_env
@@ -22,22 +27,42 @@ pytestmark = pytest.mark.timeout(240)
 WS_SECRET = "ws-SECRET-from-the-page-3f9a1c"
 DISPLAY_NAMES = ["Mask Prep (FluxFill)", "Paste Back (FluxFill)", "FLUX Fill (local)",
                  "LoRA Stack (FluxFill)", "FLUX Fill (fal.ai)", "FLUX Fill (WaveSpeedAI)"]
+FAL_ENDPOINTS = ["fal-ai/flux-lora-fill", "fal-ai/flux-lora/inpainting", "fal-ai/flux-pro/v1/fill",
+                 "fal-ai/flux-general/inpainting"]
+
+
+@pytest.fixture(scope="module", params=FRONTENDS)
+def frontend(request):
+    """PINNED (the host's own frontend package) or a frontend version from scripts/hosts.sh."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with FalEmulator(FAL_KEY, run_seconds=2.5) as fal, WaveSpeedEmulator("unused", run_seconds=0.05) as ws:
+def server(frontend, tmp_path_factory):
+    with FalEmulator(FAL_KEY, run_seconds=2.5) as fal, WaveSpeedEmulator(WS_SECRET, run_seconds=0.05) as ws:
         env = emulator_env(fal, ws, with_keys=False)
         env["FAL_KEY"] = FAL_KEY
-        srv = ComfyServer(make_base_dir(tmp_path_factory.mktemp("browser_ext")), env=env).start()
+        srv = frontend_server(make_base_dir(tmp_path_factory.mktemp("browser_ext")), frontend, env)
         yield srv
         srv.stop()
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def page(server, frontend):
     with opened_page(server.url, "fluxfill-browser-", width=1280, height=860) as p:
+        p.frontend = frontend
+        if frontend != PINNED:
+            assert p.frontend_version == frontend
         yield p
+
+
+@pytest.fixture(scope="module")
+def table(server):
+    return server.get("/fluxfill/endpoints").json()
+
+
+def shot(page, name):
+    return shot_name(name, page.frontend)
 
 
 def status_text(page, node_id) -> str:
@@ -61,6 +86,13 @@ def fresh_graph(page):
     page.reset_view()
 
 
+def provider_title(table, provider) -> str:
+    """What the panel calls a provider: the route's title, else the one in its node's display name."""
+    title = (table.get("providers") or {}).get(provider, {}).get("title")
+    return title or {"fal": "fal.ai", "wavespeed": "WaveSpeedAI"}[provider]
+
+
+# ---------------------------------------------------------------- loads, search, price
 def test_extension_loads_without_console_errors(page, server):
     assert "/extensions/ComfyUI-FluxFill/fluxfill.js" in server.get("/extensions").json()
     assert page.js("return (app.extensions || []).some(e => e.name === 'FluxFill.Hosted')")
@@ -74,13 +106,13 @@ def test_node_found_by_search(page, name):
     if name == "FLUX Fill (fal.ai)":
         box = page.js("""const b = document.activeElement.closest('[role=dialog], [role=search]');
             const r = b.getBoundingClientRect(); return [r.left, r.top, r.width, Math.min(r.height, 420)];""")
-        print("screenshot:", page.screenshot_crop("node-search", box))
+        print("screenshot:", page.screenshot_crop(shot(page, "node-search"), box))
     page.close_node_search()
     assert name in names[:3], f"search for {name!r} listed {names[:10]}"
     assert_no_console_errors(page)
 
 
-def test_price_follows_num_images_endpoint_and_size(page):
+def test_price_follows_num_images_endpoint_and_size(page, table):
     fresh_graph(page)
     fal = page.add_node("FalFill", (20, 40))
     ws = page.add_node("WaveSpeedFill", (460, 40))
@@ -109,14 +141,154 @@ def test_price_follows_num_images_endpoint_and_size(page):
     page.set_widget(ws, "num_images", 4)
     assert wait_price(page, ws, ws_one).startswith("≈ $0.1400")
     # the key line: FAL_KEY is in the server's environment, the WaveSpeed key is nowhere yet
-    assert "fal.ai key: configured" in status_text(page, fal)
-    assert "WaveSpeedAI key: not set" in status_text(page, ws)
-    time.sleep(0.5)
-    print("screenshot:", page.screenshot_crop("hosted-node-price", page.node_rect(ws)))
+    assert f"{provider_title(table, 'fal')} key: configured" in status_text(page, fal)
+    assert f"{provider_title(table, 'wavespeed')} key: not set" in status_text(page, ws)
+    page.show_node(ws)
+    print("screenshot:", page.screenshot_crop(shot(page, "hosted-node-price"), page.node_rect(ws)))
     assert_no_console_errors(page)
 
 
-GREYED = {
+# ---------------------------------------------------------------- how a hosted node looks (100% zoom)
+def panel_geometry(page, node_id) -> dict:
+    return page.js("""const st = app.graph.getNodeById(arguments[0]).fluxfill;
+        const b = st.el.getBoundingClientRect(), t = st.inner.getBoundingClientRect();
+        return {box: [b.left, b.top, b.width, b.height], text: [t.left, t.top, t.width, t.height],
+                shown: st.el.offsetParent !== null && getComputedStyle(st.el).display !== 'none'
+                    && getComputedStyle(st.el).visibility !== 'hidden',
+                lines: Array.from(st.inner.children).filter(l => l.style.display !== 'none' && l.textContent)
+                    .map(l => l.textContent)};""", node_id)
+
+
+def widgets_area(page, node_id) -> list[float]:
+    """[x, y, w, h] in page pixels from the first widget's top to the status panel's top."""
+    return page.js("""const n = app.graph.getNodeById(arguments[0]);
+        const c = document.querySelector('canvas#graph-canvas').getBoundingClientRect(), ds = app.canvas.ds;
+        const ws = n.widgets.filter(w => !w.hidden);
+        const top = ws[0].y ?? ws[0].last_y, st = n.widgets.find(w => w.name === 'fluxfill_status');
+        const bottom = st.y ?? st.last_y;
+        return [c.left + (n.pos[0] + ds.offset[0]) * ds.scale, c.top + (n.pos[1] + top + ds.offset[1]) * ds.scale,
+                n.size[0] * ds.scale, (bottom - top) * ds.scale];""", node_id)
+
+
+def longest_blank_band(png, area, ratio=1.0) -> int:
+    """The tallest run of pixel rows, inside the widgets' column, showing nothing but the node's
+    own background (sampled in the node's left margin, where no widget draws): an empty hole."""
+    x, y, w, h = (round(v * ratio) for v in area)
+    img = np.asarray(Image.open(png).convert("RGB")).astype(np.int16)
+    band = img[y:y + h, x + 20:x + w - 20]
+    bg = img[y:y + h, x + 4:x + 5]                       # per row: the margin column
+    blank = (np.abs(band - bg).max(axis=2) <= 6).all(axis=1)
+    best = run = 0
+    for b in blank:
+        run = run + 1 if b else 0
+        best = max(best, run)
+    return best
+
+
+def expected_labels(table, node, endpoint, values) -> dict:
+    """{widget: label} the node should show for sentinel values, from the route's table."""
+    fields = table["widgets"][node]
+    params = {p["name"]: p for p in table["endpoints"][endpoint]["params"]}
+    out = {}
+    for name, sentinel in (("steps", -1), ("guidance", -1), ("strength", -1), ("output_format", "default")):
+        if name in fields and values.get(name) == sentinel and fields[name] in params \
+                and params[fields[name]]["default"] is not None:
+            d = params[fields[name]]["default"]
+            out[name] = f"{name} ({sentinel if isinstance(sentinel, str) else json.dumps(sentinel)} = " \
+                        f"{d if isinstance(d, str) else json.dumps(d)})"
+    return out
+
+
+def check_node_look(page, table, node_id, node, endpoint, name) -> list[dict]:
+    """At 100% zoom: the panel shows all its lines inside the node, no widget leaves an empty
+    hole, unused widgets are greyed with their label or take no space, and sentinels say what
+    they mean. Returns the layout; saves screenshot `name`."""
+    rect = page.show_node(node_id)
+    assert page.js("return app.canvas.ds.scale") == 1
+    geo = panel_geometry(page, node_id)
+    full = page.screenshot(name + "-full")
+    ratio = page.js("return window.devicePixelRatio || 1")
+    print("screenshot:", page.screenshot_crop(name, rect, max_width=1200))
+    bx, by, bw, bh = geo["box"]
+    tx, ty, tw, th = geo["text"]
+    assert geo["shown"] and bh > 0, geo
+    assert ty >= by - 0.5 and ty + th <= by + bh + 0.5, f"{name}: the panel's text ({th:.0f} px) is cut off by its box ({bh:.0f} px): {geo}"
+    assert by + bh <= rect[1] + rect[3] + 0.5, f"{name}: the panel reaches below the node: {geo} {rect}"
+    assert len(geo["lines"]) >= 3, geo                      # price, size, key (+ unused widgets)
+
+    layout = page.widget_layout(node_id)
+    by_name = {w["name"]: w for w in layout}
+    unused = set(filter(None, page.js("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.unused",
+                                      node_id).split(",")))
+    shown = [w for w in layout if not w["hidden"]]
+    for a, b in zip(shown, shown[1:]):                      # each shown widget right after the one above
+        gap = b["y"] - (a["y"] + a["h"])
+        assert -0.5 <= gap <= 6, f"{name}: {gap:.0f} px between {a['name']} and {b['name']}: {layout}"
+    for w in shown:
+        if w["dom"] is not None and w["h"] > 0:             # a text box given room is on screen
+            assert w["dom"], f"{name}: {w['name']} has {w['h']:.0f} px but its text box is not shown"
+    for n in unused:
+        w = by_name[n]
+        if w["dom"] is None:
+            assert w["disabled"] and not w["hidden"], f"{name}: unused {n} should be greyed: {w}"
+        else:
+            assert w["hidden"], f"{name}: unused text box {n} should take no space: {w}"
+    for w in layout:                                        # nothing else hidden by the extension
+        if w["name"] not in unused and w["name"] != "fluxfill_status":
+            assert not w["hidden"], w
+    band = longest_blank_band(full, widgets_area(page, node_id), ratio)
+    assert band <= 26, f"{name}: an empty band of {band} px among the widgets (screenshot {full})"
+
+    values = {w["name"]: w["value"] for w in layout}
+    want = expected_labels(table, node, endpoint, values)
+    for w in ("steps", "guidance", "strength", "output_format"):
+        if w in by_name:
+            assert by_name[w]["label"] in ((want[w],) if w in want else (None, w)), (name, by_name[w], want)
+    return layout
+
+
+def test_hosted_nodes_show_all_panel_text_no_holes_and_what_defaults_mean(page, table):
+    fresh_graph(page)
+    fal = page.add_node("FalFill", (0, 0))
+    for endpoint in FAL_ENDPOINTS:
+        page.set_widget(fal, "endpoint", endpoint)
+        wait_price(page, fal)
+        short = endpoint.split("/", 1)[1].replace("/", "-")
+        check_node_look(page, table, fal, "FalFill", endpoint,
+                        shot(page, "fal-node" if endpoint == FAL_ENDPOINTS[0] else f"fal-node-{short}"))
+    labels = {w["name"]: w["label"] for w in page.widget_layout(fal)}
+    assert labels["steps"] == "steps (-1 = 28)" and labels["guidance"] == "guidance (-1 = 3.5)" \
+        and labels["strength"] == "strength (-1 = 0.85)", labels        # flux-general/inpainting
+
+    page.set_widget(fal, "endpoint", FAL_ENDPOINTS[0])
+    page.set_widget(fal, "output_format", "default")
+    page.set_widget(fal, "steps", 12)
+    wait_price(page, fal)
+    layout = check_node_look(page, table, fal, "FalFill", FAL_ENDPOINTS[0], shot(page, "fal-node-edited"))
+    labels = {w["name"]: w["label"] for w in layout}
+    assert labels["guidance"] == "guidance (-1 = 30)" and labels["output_format"] == "output_format (default = jpeg)"
+    assert labels["steps"] in (None, "steps")                # 12 is not a sentinel
+    # the saved values stay the sentinels; no label text is saved
+    saved = page.js("return JSON.stringify(app.graph.serialize())")
+    node = next(n for n in json.loads(saved)["nodes"] if str(n["id"]) == str(fal))
+    assert -1 in node["widgets_values"] and "default" in node["widgets_values"], node["widgets_values"]
+    assert "(-1 =" not in saved and "(default =" not in saved
+    prompt = page.js_async("return (await app.graphToPrompt()).output;")[str(fal)]["inputs"]
+    assert (prompt["guidance"], prompt["strength"], prompt["output_format"], prompt["steps"]) == (-1, -1, "default", 12)
+
+    # a narrow node: lines wrap, the panel grows with them
+    page.js("const n = app.graph.getNodeById(arguments[0]); n.setSize([300, n.size[1]]); app.canvas.setDirty(true, true);", fal)
+    time.sleep(0.5)
+    check_node_look(page, table, fal, "FalFill", FAL_ENDPOINTS[0], shot(page, "fal-node-narrow"))
+
+    ws = page.add_node("WaveSpeedFill", (700, 0))
+    wait_price(page, ws)
+    check_node_look(page, table, ws, "WaveSpeedFill", "wavespeed-ai/flux-fill-dev", shot(page, "wavespeed-node"))
+    assert_no_console_errors(page)
+
+
+# ---------------------------------------------------------------- unused widgets keep their values
+UNUSED = {
     "fal-ai/flux-lora-fill": {"strength", "safety_tolerance", "enhance_prompt", "controlnets",
                               "controlnet_unions", "width", "height"},
     "fal-ai/flux-pro/v1/fill": {"image_size", "width", "height", "steps", "guidance", "strength",
@@ -124,10 +296,12 @@ GREYED = {
                                 "in_context_fill", "use_prompt", "lora_layer_scales", "controlnets",
                                 "controlnet_unions"},
 }
+TEXT_BOXES = {"prompt", "controlnets", "controlnet_unions"}     # multiline: DOM widgets
 
 
-def greyed(page, node_id) -> set:
-    return {k for k, v in page.widget_values(node_id).items() if v["disabled"]}
+def unused(page, node_id) -> set:
+    """Widgets shown as unused: greyed (canvas widgets) or taking no space (text boxes)."""
+    return {k for k, v in page.widget_values(node_id).items() if v["disabled"] or v["hidden"]}
 
 
 def test_unused_widgets_greyed_and_values_survive_save_load_and_api_export(page, server):
@@ -136,16 +310,18 @@ def test_unused_widgets_greyed_and_values_survive_save_load_and_api_export(page,
     page.set_widget(fal, "endpoint", "fal-ai/flux-lora-fill")
     page.wait_for("return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'strength').disabled",
                   5, "strength greyed on flux-lora-fill", fal)
-    assert greyed(page, fal) == GREYED["fal-ai/flux-lora-fill"]
+    assert unused(page, fal) == UNUSED["fal-ai/flux-lora-fill"]
+    values = page.widget_values(fal)
+    assert {k for k in UNUSED["fal-ai/flux-lora-fill"] if values[k]["hidden"]} == {"controlnets", "controlnet_unions"}
     page.set_widget(fal, "image_size", "custom")                       # width/height now used
     page.wait_for("return !app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'width').disabled",
                   5, "width enabled with image_size custom", fal)
     page.set_widget(fal, "endpoint", "fal-ai/flux-pro/v1/fill")
     page.wait_for("return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'steps').disabled",
                   5, "steps greyed on flux-pro", fal)
-    assert greyed(page, fal) == GREYED["fal-ai/flux-pro/v1/fill"]
+    assert unused(page, fal) == UNUSED["fal-ai/flux-pro/v1/fill"]
     assert "not used by fal-ai/flux-pro/v1/fill" in status_text(page, fal)
-    # greyed widgets keep what the user set; the endpoint's defaults are not written into them
+    # unused widgets keep what the user set; the endpoint's defaults are not written into them
     edits = {"steps": 12, "guidance": 31.5, "strength": 0.4, "width": 768, "height": 512,
              "controlnets": '[{"path": "x"}]', "safety_tolerance": "5", "num_images": 2, "prompt": "a red door"}
     for name, value in edits.items():
@@ -166,9 +342,9 @@ def test_unused_widgets_greyed_and_values_survive_save_load_and_api_export(page,
            {k: before[k]["value"] for k in before if k != "fluxfill_status"}
     page.wait_for("return app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'steps').disabled",
                   5, "greying restored after load", fal)
-    assert greyed(page, fal) == GREYED["fal-ai/flux-pro/v1/fill"]
+    assert unused(page, fal) == UNUSED["fal-ai/flux-pro/v1/fill"]
 
-    # API export: every input of the node, greyed ones included, with their values
+    # API export: every input of the node, unused ones included, with their values
     prompt = page.js_async("return (await app.graphToPrompt()).output;")
     inputs = prompt[str(fal)]["inputs"]
     info = server.object_info("FalFill")["FalFill"]["input"]
@@ -177,9 +353,99 @@ def test_unused_widgets_greyed_and_values_survive_save_load_and_api_export(page,
     assert "fluxfill_status" not in inputs
     assert {k: inputs[k] for k in edits} == edits
     assert inputs["endpoint"] == "fal-ai/flux-pro/v1/fill" and inputs["image_size"] == "custom"
+
+    # back to an endpoint that takes everything the user set: nothing greyed or hidden stays so
+    page.set_widget(fal, "endpoint", "fal-ai/flux-general/inpainting")
+    page.wait_for("return !app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'controlnets').hidden",
+                  5, "controlnets shown on flux-general", fal)
+    assert not ({"steps", "guidance", "strength", "controlnets", "controlnet_unions", "width", "height"}
+                & unused(page, fal))
     assert_no_console_errors(page)
 
 
+# ---------------------------------------------------------------- seed of new hosted nodes
+def test_new_hosted_nodes_start_fixed_loaded_workflows_keep_their_seed_control(page, server):
+    fresh_graph(page)
+    fal = page.add_node_from_search("FLUX Fill (fal.ai)", "FLUX Fill (fal.ai)")     # as a user adds it
+    ws = page.add_node("WaveSpeedFill", (500, 40))                                   # LiteGraph.createNode
+    local = page.add_node("FluxFillLocal", (900, 40))
+    assert page.js("return app.graph.getNodeById(arguments[0]).type", fal) == "FalFill"
+    assert (page.control_value(fal), page.control_value(ws), page.control_value(local)) == \
+           ("fixed", "fixed", "randomize")
+    # the user can still pick randomize, and a saved workflow keeps what it saved
+    page.set_control(fal, "randomize")
+    page.set_control(ws, "increment")
+    page.set_control(local, "fixed")
+    saved = page.js("return JSON.stringify(app.graph.serialize())")
+    fresh_graph(page)
+    page.js_async("await app.loadGraphData(JSON.parse(arguments[0]));", saved)
+    page.wait_for("return (app.graph.nodes || app.graph._nodes).length === 3", 10, "the saved workflow")
+    time.sleep(0.3)
+    assert (page.control_value(fal), page.control_value(ws), page.control_value(local)) == \
+           ("randomize", "increment", "fixed")
+    # ... also when it is dropped / opened as a file with a hosted node on randomize
+    wf = json.loads(saved)
+    fresh_graph(page)
+    page.load_workflow(wf)
+    time.sleep(0.3)
+    assert page.control_value(fal) == "randomize"
+    # a new node after that is fixed again
+    again = page.add_node("FalFill", (20, 600))
+    assert page.control_value(again) == "fixed"
+    assert_no_console_errors(page)
+
+
+# ---------------------------------------------------------------- events, not polling; facts from the route
+def _code_only(js: str) -> str:
+    js = re.sub(r"/\*.*?\*/", "", js, flags=re.S)
+    return "\n".join(re.sub(r"(^|\s)//.*$", "", line) for line in js.splitlines())
+
+
+def test_extension_declares_no_endpoint_facts_and_does_not_poll(table):
+    code = _code_only((ROOT / "web" / "fluxfill.js").read_text())
+    assert "setInterval" not in code
+    facts = set(table["endpoints"]) | {ep["title"] for ep in table["endpoints"].values()} \
+        | {ep["node"] for ep in table["endpoints"].values()} | {"fal.ai", "WaveSpeedAI", "FAL_KEY", "WAVESPEED_API_KEY"} \
+        | {p.get("title", "") for p in (table.get("providers") or {}).values()} - {""}
+    for widgets in table["widgets"].values():
+        facts |= {f"'{w}'" for w in widgets} | {f'"{w}"' for w in widgets if w not in ("endpoint", "image_size")}
+    typed = sorted(f for f in facts if f in code)
+    # the two widget names the panel's price logic reads (image_size presets/custom, width/height)
+    assert set(typed) <= {'"image_size"', '"width"', '"height"', '"custom"'}, typed
+
+
+def test_updates_follow_loads_and_edits_without_polling(page):
+    fresh_graph(page)
+    fal = page.add_node("FalFill", (20, 40))
+    page.set_widget(fal, "endpoint", "fal-ai/flux-pro/v1/fill")
+    saved = page.js("return JSON.stringify(app.graph.serialize())")
+    fresh_graph(page)
+    # a workflow opened: configure applies the values without any widget callback
+    page.js_async("await app.loadGraphData(JSON.parse(arguments[0]));", saved)
+    page.wait_for("""const n = app.graph.getNodeById(arguments[0]);
+        return n && n.fluxfill && n.widgets.find(w => w.name === 'steps').disabled
+            && n.fluxfill.el.dataset.endpoint === 'fal-ai/flux-pro/v1/fill';""", 5, "the loaded node greyed", fal)
+    assert unused(page, fal) == UNUSED["fal-ai/flux-pro/v1/fill"]
+    # a value changed behind the frontend's back (no callback, no event) is not picked up:
+    # nothing polls; the next event (here the user's next edit) brings the node up to date
+    page.js("app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'endpoint').value = 'fal-ai/flux-lora-fill'", fal)
+    time.sleep(1.6)
+    assert page.js("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint", fal) == "fal-ai/flux-pro/v1/fill"
+    page.set_widget(fal, "num_images", 2)
+    page.wait_for("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint === 'fal-ai/flux-lora-fill'",
+                  5, "the update after the edit", fal)
+    assert unused(page, fal) == UNUSED["fal-ai/flux-lora-fill"]
+    # a link made or removed is an event too
+    pat = page.add_node("FluxFillTestPattern", (-400, 40))
+    page.js("""const n = app.graph.getNodeById(arguments[0]);
+        n.widgets.find(w => w.name === 'endpoint').value = 'fal-ai/flux-general/inpainting';
+        app.graph.getNodeById(arguments[1]).connect(0, n, 0);""", fal, pat)
+    page.wait_for("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint === 'fal-ai/flux-general/inpainting'",
+                  5, "the update after connecting", fal)
+    assert_no_console_errors(page)
+
+
+# ---------------------------------------------------------------- keys, progress, a graph run
 def test_key_settings_entry_is_write_only(page, server):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -197,7 +463,7 @@ def test_key_settings_entry_is_write_only(page, server):
     page.wait_for("return /WaveSpeedAI key saved/.test(document.querySelector('.fluxfill-key-status').textContent)",
                   10, "the key form to confirm")
     assert field.get_attribute("value") == ""
-    print("screenshot:", page.screenshot_crop("settings-keys", page.js("""
+    print("screenshot:", page.screenshot_crop(shot(page, "settings-keys"), page.js("""
         const d = document.querySelector('form.fluxfill-keys').closest('[role=dialog]').getBoundingClientRect();
         return [d.left, d.top, d.width, Math.min(d.height, 380)];""")))
 
@@ -235,7 +501,7 @@ def test_progress_text_of_a_hosted_run_shows_on_the_node(page, server):
         a.connect(0, b, 0); a.connect(1, b, 1); b.connect(0, c, 0);""", pat, fal, prev)
     page.set_widget(fal, "endpoint", "fal-ai/flux-lora/inpainting")
     page.set_widget(fal, "prompt", "a blue window")
-    page.set_widget(fal, "control_after_generate", "fixed")
+    page.set_control(fal, "fixed")
     page.queue(via="button")
     read = """const n = app.graph.getNodeById(arguments[0]);
         const w = (n.widgets || []).find(w => w.name === '$$node-text-preview' || w.type === 'progressText');
@@ -254,7 +520,7 @@ def test_progress_text_of_a_hosted_run_shows_on_the_node(page, server):
         app.canvas.setDirty(true, true);""", fal)
     time.sleep(0.4)
     x, y, w, h = page.node_rect(fal)
-    print("screenshot:", page.screenshot_crop("progress-text", [x, y + h - 300, w, 300]))
+    print("screenshot:", page.screenshot_crop(shot(page, "progress-text"), [x, y + h - 300, w, 300]))
     print("progress texts seen:", texts)
     for entry in server.get("/history").json().values():
         assert not execution_error(entry), execution_error(entry)
@@ -305,6 +571,70 @@ def test_maskprep_pasteback_workflow_from_the_page(page, server, tmp_path):
     time.sleep(0.5)
     r = page.node_rect(load)
     s = page.node_rect(save)
-    print("screenshot:", page.screenshot_crop("maskprep-pasteback", [r[0], r[1], s[0] + s[2] - r[0],
+    print("screenshot:", page.screenshot_crop(shot(page, "maskprep-pasteback"), [r[0], r[1], s[0] + s[2] - r[0],
                                                                     max(r[3], s[3], page.node_rect(prep)[3])]))
+    assert_no_console_errors(page)
+
+
+# ---------------------------------------------------------------- the shipped workflows
+WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+
+
+def _graph_of(wf: dict) -> dict:
+    """What a saved UI workflow says about its graph: nodes (type, mode, widget values) and links."""
+    nodes = {str(n["id"]): (n["type"], n.get("mode", 0), n.get("widgets_values") or []) for n in wf["nodes"]}
+    links = sorted(tuple(link[:6]) for link in wf["links"])
+    return {"nodes": nodes, "links": links}
+
+
+def _api_of(prompt: dict) -> dict:
+    return {k: (v["class_type"], v["inputs"]) for k, v in prompt.items()}
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_shipped_workflow_loads_round_trips_and_exports_its_api_twin(page, server, frontend, name):
+    """Every workflows/NAME.json in this frontend: opened as the templates menu serves it, its API
+    export (graphToPrompt) is workflows/api/NAME.api.json (node ids, types, inputs), saving and
+    opening it again changes nothing, the hosted seeds stay as saved. On the newer frontends it
+    is also queued from the page (with test_workflows' stand-ins: tiny models, emulators) and
+    checked; on the pinned one test_workflows.py queues it."""
+    ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    api = json.loads((ROOT / "workflows" / "api" / f"{name}.api.json").read_text())
+    served = page.js_async("const r = await fetch(arguments[0]); return await r.json();",
+                           f"/api/workflow_templates/ComfyUI-FluxFill/{name}.json")
+    assert served == ui
+    fresh_graph(page)
+    page.load_workflow(served)
+    exported = page.js_async("return (await app.graphToPrompt()).output;")
+    assert _api_of(exported) == _api_of(api), name
+    for node in ui["nodes"]:
+        if node["type"] in ("FalFill", "WaveSpeedFill", "FluxFillLocal"):
+            assert page.control_value(node["id"]) == node["widgets_values"][2], (name, node["type"])
+    # save → open: the same graph, the same export
+    saved = page.js_async("""const s = JSON.stringify(app.graph.serialize());
+        await app.loadGraphData(JSON.parse(s)); return JSON.parse(s);""")
+    got, want = _graph_of(saved), _graph_of(ui)
+    assert got["links"] == want["links"], name
+    assert got["nodes"] == want["nodes"], {k: (got["nodes"].get(k), v) for k, v in want["nodes"].items()
+                                           if got["nodes"].get(k) != v}
+    page.wait_for(f"return (app.graph.nodes || app.graph._nodes).length === {len(ui['nodes'])}", 10, "the reopened graph")
+    assert _api_of(page.js_async("return (await app.graphToPrompt()).output;")) == _api_of(api), name
+    print("screenshot:", page.screenshot(shot(page, f"workflow-{name}")))
+    assert_no_console_errors(page)
+    if frontend == PINNED:
+        return
+
+    from test_workflows import STOCK_LOADERS, TEST_MP, TEST_STEPS, TINY_JS, check_result, comparable, \
+        save_node_id, tiny_api, wait_new_prompt
+    if not server.get("/fluxfill/keys").json().get("wavespeed"):
+        import requests
+        requests.post(server.url + "/fluxfill/keys", json={"provider": "wavespeed", "key": WS_SECRET},
+                      timeout=10).raise_for_status()
+    types = page.js(TINY_JS, STOCK_LOADERS, TEST_STEPS, TEST_MP)
+    assert not set(types) & set(STOCK_LOADERS)
+    before = set(server.get("/history").json())
+    page.queue(via="button")
+    history = wait_new_prompt(server, before)
+    check_result(server, name, history, save_node_id(ui), history["prompt"][2])
+    assert comparable(history["prompt"][2]) == comparable(tiny_api(api))
     assert_no_console_errors(page)
