@@ -125,9 +125,12 @@ def test_price_follows_num_images_endpoint_and_size(page, table):
     page.set_widget(fal, "endpoint", "fal-ai/flux-general/inpainting")
     general = wait_price(page, fal, three)
     assert general.startswith("≈ $0.2250"), general                    # $0.075/MP × 3
+    page.set_widget(fal, "endpoint", "fal-ai/flux-lora/inpainting")
+    back = wait_price(page, fal, general)
+    assert back.startswith("≈ $0.1050"), back
     page.set_widget(fal, "image_size", "square")                       # 512x512 = 0.25 MP
-    small = wait_price(page, fal, general)
-    assert small.startswith("≈ $0.0562") or small.startswith("≈ $0.0563"), small
+    small = wait_price(page, fal, back)
+    assert small.startswith("≈ $0.026"), small                         # $0.035/MP × 0.25 MP × 3
     assert "512×512" in status_text(page, fal)
     page.set_widget(fal, "endpoint", "fal-ai/flux-lora-fill")
     assert "price unknown" in wait_price(page, fal, small)
@@ -412,6 +415,20 @@ def test_extension_declares_no_endpoint_facts_and_does_not_poll(table):
     typed = sorted(f for f in facts if f in code)
     # the two widget names the panel's price logic reads (image_size presets/custom, width/height)
     assert set(typed) <= {'"image_size"', '"width"', '"height"', '"custom"'}, typed
+
+
+def test_input_specs_are_read_in_both_object_info_shapes(page, server):
+    """V1 combos are ([options], {...}), the V3 schema's ("COMBO", {"options": [...]}): the same
+    spec either way (the module as the frontend loaded it: same URL, so not evaluated twice)."""
+    url = next(u for u in server.get("/extensions").json() if u.endswith("/ComfyUI-FluxFill/fluxfill.js"))
+    got = page.js_async("""const m = await import(arguments[0]);
+        return [m.readSpec([['png', 'jpeg', 'default'], {default: 'png', tooltip: 't'}]),
+                m.readSpec(['COMBO', {options: ['png', 'jpeg', 'default'], default: 'png', tooltip: 't'}]),
+                m.readSpec(['INT', {default: -1, min: -1, max: 50}]), m.readSpec(['IMAGE']), m.readSpec(null)];""", url)
+    combo = {"type": "COMBO", "options": ["png", "jpeg", "default"], "default": "png", "tooltip": "t"}
+    assert got == [combo, combo, {"type": "INT", "default": -1, "min": -1, "max": 50}, {"type": "IMAGE"}, None]
+    assert page.js("return (app.extensions || []).filter(e => e.name === 'FluxFill.Hosted').length") == 1
+    assert_no_console_errors(page)
 
 
 def test_updates_follow_loads_and_edits_without_polling(page):

@@ -69,7 +69,7 @@ const tableReady = Promise.race([
 // ------------------------------------------------------------------------ input specs
 /** One input of /object_info in either shape: V1 ([options], {...}) / ("INT", {...}), or the
  *  V3 schema's ("COMBO", {options: [...]}). → {type, options?, default?, min?, ...} */
-function readSpec(spec) {
+export function readSpec(spec) {
   if (!Array.isArray(spec) || spec.length === 0) return null;
   const [type, extra] = spec;
   const opts = extra && typeof extra === "object" ? extra : {};
