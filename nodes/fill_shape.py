@@ -29,10 +29,10 @@ def leading_inputs(seed_control) -> list:
                                       "or one per image (MaskPrep makes it)."),
         io.String.Input("prompt", multiline=True, default="", tooltip="What to paint into the masked area."),
         io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=seed_control,
-                     tooltip="Seed of the fills. Local: fill i of an image uses seed + i. Hosted: sent "
-                             "with each request (the provider seeds num_images > 1 itself; the report "
-                             "lists the seeds). Keep it fixed to re-run a hosted fill from the cache for "
-                             "free."),
+                     tooltip="Seed of the fills. Local: fill i of an image uses seed + i (the report "
+                             "lists each fill's seed). Hosted: sent with each request; the provider "
+                             "returns one seed per request, not one per image, and the report lists "
+                             "that one. Keep it fixed to re-run a hosted fill from the cache for free."),
         io.Int.Input("num_images", default=1, min=1, max=4, tooltip="Fills per input image (1-4)."),
     ]
 

@@ -2,6 +2,7 @@
 (fal-client, wavespeed SDK), unmodified: fal_client reaches the emulator through its own
 https_proxy / SSL_CERT_FILE environment settings (it hard-codes https:// hosts), the
 wavespeed SDK through its `base_url` argument. See tests/emulators/README.md."""
+import base64
 import io
 
 import fal_client
@@ -145,6 +146,16 @@ def test_fal_client_does_not_retry_app_503_and_duplicates_a_dropped_submit(fal, 
     ("fal-ai/flux-pro/v1/fill", {"safety_tolerance": 2}, "safety_tolerance"),
     ("fal-ai/flux-pro/v1/fill", {"prompt": None}, "prompt"),
     ("fal-ai/flux-general/inpainting", {"output_format": "webp"}, "output_format"),
+    # fal's generated schema for flux-general (fal-js zod types): guidance 0-20, conditioning 0-2
+    ("fal-ai/flux-general/inpainting", {"guidance_scale": 25}, "guidance_scale"),
+    ("fal-ai/flux-general/inpainting", {"num_images": 11}, "num_images"),
+    ("fal-ai/flux-general/inpainting", {"controlnets": [
+        {"path": "p", "control_image_url": "u", "conditioning_scale": 2.5}]}, "controlnets"),
+    ("fal-ai/flux-general/inpainting", {"controlnet_unions": [{"path": "p", "controls": [
+        {"control_image_url": "u", "control_mode": "canny", "conditioning_scale": -1}]}]},
+     "controlnet_unions"),
+    ("fal-ai/flux-general/inpainting", {"controlnet_unions": [{"path": "p", "controls": [
+        {"control_image_url": "u", "control_mode": "edges"}]}]}, "controlnet_unions"),
 ])
 def test_fal_validation_errors_are_422(fal, pictures, endpoint, change, loc):
     emu, client = fal
@@ -154,8 +165,23 @@ def test_fal_validation_errors_are_422(fal, pictures, endpoint, change, loc):
     with pytest.raises(fal_client.FalClientHTTPError) as err:
         client.run(endpoint, {k: v for k, v in args.items() if v is not None})
     assert err.value.status_code == 422
-    assert err.value.message[0]["loc"] == ["body", loc]
+    assert err.value.message[0]["loc"][:2] == ["body", loc]
     assert emu.requests[-1]["status"] == 422 and not emu.jobs
+
+
+def test_fal_flux_general_takes_the_edges_of_its_published_ranges(fal, pictures):
+    emu, client = fal
+    src, mask = pictures
+    control = {"control_image_url": fal_client.encode_image(src, "png"), "conditioning_scale": 2}
+    result = client.run("fal-ai/flux-general/inpainting", {
+        "prompt": "q", "seed": 3, "image_url": fal_client.encode_image(src, "png"),
+        "mask_url": fal_client.encode_image(mask, "png"), "guidance_scale": 20, "num_images": 2,
+        "controlnets": [{"path": "p", **control}],
+        "controlnet_unions": [{"path": "u", "controls": [{**control, "control_mode": "depth",
+                                                           "conditioning_scale": 0}]}]})
+    assert len(result["images"]) == 2 and result["seed"] == 3      # one seed per request
+    assert emu.requests[-1]["status"] == 200
+    assert emu.billed[-1]["usd"] == pytest.approx(0.075 * 2)      # each image rounded up to 1 MP
 
 
 def test_fal_rejects_jpeg_mask_and_mismatched_pro_sizes(fal, pictures):
@@ -327,9 +353,25 @@ def test_wavespeed_failed_task_sync_mode_and_base64(ws, pictures, tmp_path):
     polls = emu.count("result")
     out = client.run("wavespeed-ai/flux-fill-dev", {**args, "enable_base64_output": True},
                      enable_sync_mode=True)
-    assert out["outputs"][0].startswith("data:image/png;base64,")
+    encoded = out["outputs"][0]                  # plain base64, no data: prefix (WaveSpeed's docs)
+    assert not encoded.startswith("data:")
+    assert Image.open(io.BytesIO(base64.b64decode(encoded))).size == (256, 256)
     assert emu.count("result") == polls  # sync mode answered without polling
     assert len(emu.billed) == 1
+
+
+def test_wavespeed_sync_mode_gateway_504_and_the_task_still_bills(ws, pictures, tmp_path):
+    emu, client = ws
+    image, mask = _ws_inputs(client, pictures, tmp_path)
+    emu.sync_gateway_timeout, emu.run_seconds = 0.1, 0.4
+    with pytest.raises(RuntimeError, match="HTTP 504"):
+        client.run("wavespeed-ai/flux-fill-dev", {"image": image, "mask_image": mask, "prompt": "p"},
+                   enable_sync_mode=True, max_retries=0)
+    (sent,) = emu.requests
+    assert sent["status"] == 504 and emu.count("submit") == 1
+    assert client.get_result(sent["request_id"])["data"]["status"] in ("processing", "completed")
+    emu.finish_job(sent["request_id"])
+    assert [b["request_id"] for b in emu.billed] == [sent["request_id"]]
 
 
 def test_wavespeed_cancel_and_repoll_after_restart(ws, pictures, tmp_path):

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from fluxfill.core.hosted import images, keys, retry, transport
-from fluxfill.core.hosted.errors import (HostedValidationError, InsecureURL, MissingKey,
+from emulators import bomb_png
+from fluxfill.core.hosted.errors import (HostedValidationError, InsecureURL, MissingKey, OutputRefused,
                                          TransportError)
 from fluxfill.core.hosted.fal import FalClient
 from fluxfill.core.hosted.journal import Journal, Ledger, ResultCache, input_hash
@@ -191,10 +192,23 @@ def test_decode_image_is_safe():
         images.decode_image(gif.getvalue())
     big = io.BytesIO()
     Image.new("L", (4000, 4000)).save(big, format="PNG")      # small file, many pixels
-    with pytest.raises(TransportError, match="pixel limit"):
+    with pytest.raises(OutputRefused, match=r"claims 4000x4000 \(16,000,000 pixels\), over the cap of "
+                                            r"1,000,000 pixels \(1000x1000\)"):
         images.decode_image(big.getvalue(), max_pixels=1_000_000)
-    with pytest.raises(TransportError, match="not a valid"):
+    with pytest.raises(OutputRefused, match="not a valid"):
         images.decode_image(ok[:40])                                   # truncated
+
+
+def test_a_decompression_bomb_is_refused_naming_its_size_and_the_cap():
+    """30000x30000 is over PIL's own bomb limit too, which used to hide the size."""
+    bomb = bomb_png(30000, 30000)
+    assert len(bomb) < 1000 and images.header_size(bomb) == (30000, 30000)
+    with pytest.raises(OutputRefused) as ei:
+        images.decode_image(bomb)
+    msg = str(ei.value)
+    assert "decompression bomb" in msg and "30000x30000" in msg and "900,000,000 pixels" in msg
+    assert "cap of 67,108,864 pixels (8192x8192)" in msg and ei.value.size == (30000, 30000)
+    assert isinstance(ei.value, TransportError)
 
 
 def test_data_uris():
@@ -203,7 +217,7 @@ def test_data_uris():
     assert images.decode_data_uri(uri, 100) == (b"\x89PNGxyz", "image/png")
     with pytest.raises(TransportError, match="limit"):
         images.decode_data_uri(uri, 2)
-    with pytest.raises(TransportError):
+    with pytest.raises(OutputRefused):
         images.decode_data_uri("data:image/png;base64,@@@", 100)
 
 

@@ -104,7 +104,8 @@ RANGES = [  # (endpoint, field, bad value, text in the error)
     ("fal-ai/flux-lora-fill", "guidance_scale", 35.5, "between 28 and 35"),
     ("fal-ai/flux-lora/inpainting", "guidance_scale", 36, "between 0 and 35"),
     ("fal-ai/flux-lora/inpainting", "guidance_scale", -0.1, "between 0 and 35"),
-    ("fal-ai/flux-general/inpainting", "guidance_scale", 40, "between 0 and 35"),
+    ("fal-ai/flux-general/inpainting", "guidance_scale", 20.5, "between 0 and 20"),   # fal's schema: 0-20
+    ("fal-ai/flux-general/inpainting", "guidance_scale", 35, "between 0 and 20"),
     ("wavespeed-ai/flux-fill-dev", "guidance_scale", 3.5, "between 28 and 35"),
     ("fal-ai/flux-lora/inpainting", "strength", 0.0, "between 0.01 and 1"),
     ("fal-ai/flux-general/inpainting", "strength", 1.01, "between 0.01 and 1"),
@@ -144,6 +145,11 @@ RANGES = [  # (endpoint, field, bad value, text in the error)
     ("fal-ai/flux-general/inpainting", "controlnet_unions", [{"path": "p", "controls": []}], "non-empty"),
     ("fal-ai/flux-general/inpainting", "controlnets",
      [{**VALID["controlnets"][0], "start_percentage": 1.5}], "between 0 and 1"),
+    ("fal-ai/flux-general/inpainting", "controlnets",
+     [{**VALID["controlnets"][0], "conditioning_scale": 2.5}], "conditioning_scale must be between 0 and 2"),
+    ("fal-ai/flux-general/inpainting", "controlnet_unions",
+     [{"path": "p", "controls": [{"control_image_url": "https://x/y.png", "control_mode": "canny",
+                                  "conditioning_scale": -0.1}]}], "conditioning_scale must be between 0 and 2"),
     ("fal-ai/flux-lora-fill", "fill_image", {"fill_image_url": "https://x/y.png", "mode": 1}, "unknown keys"),
     ("fal-ai/flux-lora-fill", "fill_image", {"in_context_fill": True}, "fill_image_url is required"),
 ]
@@ -170,6 +176,12 @@ def test_range_edges_are_accepted():
     assert validate("fal-ai/flux-lora-fill", {"guidance_scale": 28})["guidance_scale"] == 28.0
     assert validate("fal-ai/flux-lora-fill", {"guidance_scale": 35})["guidance_scale"] == 35.0
     assert validate("fal-ai/flux-lora/inpainting", {"prompt": "x", "strength": 0.01})["strength"] == 0.01
+    general = "fal-ai/flux-general/inpainting"
+    v = validate(general, {"prompt": "x", "guidance_scale": 20, "controlnets": [
+        {**VALID["controlnets"][0], "conditioning_scale": 2}], "controlnet_unions": [{"path": "p", "controls": [
+            {"control_image_url": "https://x/y.png", "control_mode": "tile", "conditioning_scale": 0}]}]})
+    assert v["guidance_scale"] == 20.0 and v["controlnets"][0]["conditioning_scale"] == 2.0
+    assert v["controlnet_unions"][0]["controls"][0]["conditioning_scale"] == 0.0
     v = validate("wavespeed-ai/flux-fill-dev", {"prompt": "x", "size": (256, 1536), "seed": -1,
                                                   "loras": [{"path": "a/b", "scale": 4}] * 3})
     assert v["size"] == "256*1536" and v["seed"] == -1 and len(v["loras"]) == 3
@@ -256,7 +268,10 @@ def test_prices_per_endpoint():
     estimate = pricing.estimate
     assert estimate("fal-ai/flux-lora/inpainting", 1024, 1024, 1).usd == pytest.approx(0.035)
     assert estimate("fal-ai/flux-lora/inpainting", 512, 512, 2).usd == pytest.approx(0.035 * 0.25 * 2)
-    assert estimate("fal-ai/flux-general/inpainting", 1024, 768, 1).usd == pytest.approx(0.075 * 0.75)
+    # flux-general rounds each image UP to whole megapixels too (fal's flux-general page)
+    assert estimate("fal-ai/flux-general/inpainting", 1024, 768, 1).usd == pytest.approx(0.075)
+    assert estimate("fal-ai/flux-general/inpainting", 1025, 1024, 2).usd == pytest.approx(0.075 * 2 * 2)
+    assert "rounded up" in estimate("fal-ai/flux-general/inpainting", 512, 512).basis
     # flux-pro rounds each image UP to whole megapixels
     assert estimate("fal-ai/flux-pro/v1/fill", 512, 512, 1).usd == pytest.approx(0.05)
     assert estimate("fal-ai/flux-pro/v1/fill", 1024, 1024, 1).usd == pytest.approx(0.05)
@@ -275,9 +290,22 @@ def test_estimate_follows_output_size_and_actual_cost():
     v = validate("fal-ai/flux-pro/v1/fill", {"prompt": "x"})
     assert pricing.estimate_for("fal-ai/flux-pro/v1/fill", v, (2048, 1024)).usd == pytest.approx(0.1)
     act = pricing.actual("fal-ai/flux-general/inpainting", [(1024, 1024), (512, 1024)])
-    assert act.usd == pytest.approx(0.075 * 1.5)
+    assert act.usd == pytest.approx(0.075 * 2)
     assert pricing.actual("fal-ai/flux-lora-fill", [(8, 8)]).usd is None
     assert math.isclose(pricing.actual("wavespeed-ai/flux-fill-dev", [(8, 8)] * 3).usd, 0.105)
+
+
+@pytest.mark.parametrize("ep,usd,ceil", [("fal-ai/flux-pro/v1/fill", 0.05, True),
+                                         ("fal-ai/flux-general/inpainting", 0.075, True),
+                                         ("fal-ai/flux-lora/inpainting", 0.035, False)])
+def test_estimates_are_never_below_the_published_rule(ep, usd, ceil):
+    """The providers' rules, written out here (not read from the table): per image, USD per
+    megapixel of 1024x1024, rounded up to whole megapixels where the page says so."""
+    for w, h in [(64, 64), (512, 512), (1024, 768), (1024, 1024), (1025, 1024), (1536, 1536), (2048, 1000)]:
+        mp = w * h / 2 ** 20
+        rule = usd * (math.ceil(mp - 1e-9) if ceil else mp) * 3
+        assert pricing.estimate(ep, w, h, 3).usd >= rule - 1e-6, (ep, w, h)     # rounded to 1e-6 $
+        assert pricing.actual(ep, [(w, h)] * 3).usd >= rule - 1e-6, (ep, w, h)
 
 
 def test_unknown_endpoint():

@@ -7,13 +7,13 @@ import pytest
 import requests
 import torch
 
-from emulators import FalEmulator, fill_colour
+from emulators import FalEmulator, bomb_png, fill_colour
 from fluxfill.core.fill_protocol import FillHooks, FillRequest, run_batch
 from fluxfill.core.hosted.client import PollSchedule
 from fluxfill.core.hosted.errors import (AuthError, DeadlineExceeded, HostedError,
                                          HostedValidationError, InsecureURL, NSFWBlocked,
-                                         RemoteCancelled, RemoteFailed, RemoteRejected,
-                                         ResultUnavailable, TransportError)
+                                         OutputRefused, RemoteCancelled, RemoteFailed,
+                                         RemoteRejected, ResultUnavailable, TransportError)
 from fluxfill.core.hosted.fal import FalClient
 from fluxfill.core.hosted.journal import Journal, Ledger
 from fluxfill.core.hosted.provider import FalProvider
@@ -132,6 +132,8 @@ def test_each_endpoint_with_its_params(emu, tmp_path, endpoint):
     assert res.meta["cost_usd"] == (billed[0]["usd"] if billed[0]["usd"] is None else pytest.approx(billed[0]["usd"]))
     assert est.usd == res.meta["estimate_usd"]
     assert res.meta["seed"] == 5 and res.meta["nsfw"] == [False, False] and res.meta["cached"] is False
+    assert res.meta["seeds"] == [5]          # fal returns ONE seed per request, not one per image
+    assert any("does not report a seed per image" in n for n in res.meta["notes"])
     ledger = Ledger(tmp_path / "state").entries()
     assert [e["request_id"] for e in ledger] == [res.meta["request_id"]]
 
@@ -580,3 +582,84 @@ def test_a_submit_gets_a_sane_time_even_near_the_deadline():
     passed = Deadline(0.0)
     with pytest.raises(DeadlineExceeded):        # a passed deadline sends nothing
         t._timeout(submit_deadline(passed), "submit")
+
+
+# ---------------------------------------------------------------- provider truth (fal's published schemas)
+def _range_edges():
+    """(endpoint, field, value): every numeric bound of the pack's table for fal, and the
+    conditioning_scale bounds of flux-general's controlnets."""
+    from fluxfill.core.hosted.endpoint_table import ENDPOINTS, endpoints_for
+    out = []
+    for ep in endpoints_for("fal"):
+        for name, rule in ENDPOINTS[ep].rules.items():
+            if name != "seed" and rule.min is not None and rule.max is not None and not rule.choices:
+                out += [(ep, name, rule.min), (ep, name, rule.max)]
+    return out
+
+
+def test_the_pack_accepts_nothing_fal_refuses(emu, tmp_path):
+    """Every bound the pack allows reaches the emulator (fal's own schema, written out on its
+    own) and is accepted there; flux-general's guidance 25 is refused by both."""
+    from fluxfill.core.hosted.images import data_uri, encode_image
+    from fluxfill.core.hosted.params import build_payload, validate
+    png = encode_image(torch.rand(H, W, 3))[0]
+    fal = client(emu)
+    general = "fal-ai/flux-general/inpainting"
+    cases = _range_edges() + [(general, "controlnets", [{"path": "p", "control_image_url": data_uri(png),
+                                                         "conditioning_scale": scale}]) for scale in (0, 2)]
+    cases += [(general, "controlnet_unions", [{"path": "p", "controls": [
+        {"control_image_url": data_uri(png), "control_mode": "canny", "conditioning_scale": scale}]}])
+        for scale in (0, 2)]
+    assert (general, "guidance_scale", 20) in cases and len(cases) > 20
+    for ep, name, value in cases:
+        params = validate(ep, {"prompt": "p", name: value})
+        fal.submit(ep, build_payload(ep, params, data_uri(png), data_uri(png)))
+        assert emu.requests[-1]["status"] == 200, (ep, name, value, emu.requests[-1]["errors"])
+    for name, bad in [("guidance_scale", 25), ("controlnets", [{"path": "p", "control_image_url": data_uri(png),
+                                                                 "conditioning_scale": 2.5}])]:
+        with pytest.raises(HostedValidationError, match="between 0 and 2"):
+            validate(general, {"prompt": "p", name: bad})
+        body = {"prompt": "p", "image_url": data_uri(png), "mask_url": data_uri(png), name: bad}
+        with pytest.raises(RemoteRejected, match=name):
+            fal.submit(general, body)
+        assert emu.requests[-1]["status"] == 422
+
+
+def test_flux_general_is_billed_and_estimated_per_whole_megapixel(emu, tmp_path):
+    req = request(n=2, params={"image_size": {"width": 1024, "height": 768}})
+    prov = provider(emu, tmp_path, "fal-ai/flux-general/inpainting")
+    res = prov.fill(req, FillHooks())
+    (billed,) = emu.billed
+    assert billed["usd"] == pytest.approx(0.075 * 2)            # 0.75 MP each, rounded up to 1
+    assert res.meta["estimate_usd"] == pytest.approx(0.15) and res.meta["cost_usd"] == pytest.approx(0.15)
+
+
+def test_outputs_without_nsfw_flags_are_unknown_not_clean():
+    result = {"images": [{"url": "https://v3.fal.media/files/a.png"}, {"url": "https://v3.fal.media/files/b.png"}],
+              "seed": 1}
+    assert FalClient.outputs(result)[1] == [None, None]
+    assert FalClient.outputs({**result, "has_nsfw_concepts": [True]})[1] == [True, None]
+
+
+def test_a_decompression_bomb_output_names_size_cap_and_request_id(emu, tmp_path):
+    """The CDN serves a PNG whose header claims 30000x30000: refused before decoding, with the
+    size, the cap and the request id to fetch the paid result by; the journal entry is
+    terminal ("refused", never pending forever), the ledger keeps the cost."""
+    emu.next_job(output_data=bomb_png(30000, 30000))
+    with pytest.raises(OutputRefused) as ei:
+        provider(emu, tmp_path).fill(request(), FillHooks())
+    rid, msg = ei.value.request_id, str(ei.value)
+    assert rid == emu.requests[-1]["request_id"] and [b["request_id"] for b in emu.billed] == [rid]
+    assert "30000x30000" in msg and "900,000,000 pixels" in msg and "67,108,864 pixels (8192x8192)" in msg
+    assert f"under request id {rid}" in msg and f"/requests/{rid}" in msg and "billed" in msg
+    assert KEY not in msg and KEY.split(":")[1] not in msg
+    last = Journal(tmp_path / "state").entries()[-1]
+    assert last["status"] == "refused" and last["request_id"] == rid and "30000x30000" in last["error"]
+    assert Journal(tmp_path / "state").pending(last["input_hash"]) is None
+    (line,) = Ledger(tmp_path / "state").entries()
+    assert line["request_id"] == rid and line["outputs_refused"] is True
+    req = request()
+    res = provider(emu, tmp_path).fill(req, FillHooks())        # a re-run submits anew, with a note
+    assert_filled(res, req)
+    assert res.meta["request_id"] != rid and emu.count("submit") == 2
+    assert any(rid in n and "refused" in n for n in res.meta["notes"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from comfy_host import ComfyServer, make_base_dir, was_interrupted
-from emulators import FalEmulator, WaveSpeedEmulator
+from emulators import FalEmulator, WaveSpeedEmulator, bomb_png
 from test_hosted_nodes_graphs import (FAL_KEY, WS_KEY, assert_ok, emulator_env, error_text, graph,
                                       lora_node, outputs, pattern_node, payloads)
 
@@ -560,3 +560,56 @@ def test_workflow_runs_end_to_end(server, emus, wf):
     far[60:180, 90:230] = False                      # well outside the hole and its feather
     assert np.array_equal(out[far], rgb[far])
     assert not np.array_equal(out[100:140, 130:190], rgb[100:140, 130:190])
+
+
+# ---------------------------------------------------------------- provider truth (the providers' schemas)
+def test_flux_general_guidance_over_20_is_refused_before_any_upload(server, fal):
+    """FalFill's guidance widget goes to 35 (flux-lora's range); on flux-general fal's schema
+    says 0-20: 25 is a clear error naming that range, before anything is sent."""
+    calls, n0, u0 = fal.count(), len(fal.requests), len(fal.uploads)
+    g, _ = graph(server, "FalFill", endpoint="fal-ai/flux-general/inpainting", guidance=25.0)
+    msg = error_text(server.run(g, timeout=60))
+    assert "FalFill" in msg and "guidance_scale must be between 0 and 20, got 25" in msg, msg
+    assert fal.count() == calls and len(fal.uploads) == u0 and len(fal.requests) == n0
+    cn = [{"path": "x/canny", "control_image_url": "$image", "conditioning_scale": 2.5}]
+    g, _ = graph(server, "FalFill", endpoint="fal-ai/flux-general/inpainting", controlnets=json.dumps(cn))
+    assert "conditioning_scale must be between 0 and 2, got 2.5" in error_text(server.run(g, timeout=60))
+    assert fal.count() == calls
+    g, _ = graph(server, "FalFill", endpoint="fal-ai/flux-lora/inpainting", guidance=25.0)
+    run_ok(server, g)                               # 25 is fine where fal takes 0-35
+    (p,) = payloads(fal, n0)
+    assert p["guidance_scale"] == 25.0
+
+
+def test_report_lists_one_seed_per_request_and_the_rounded_up_general_price(server, fal):
+    n0 = len(fal.requests)
+    g, name = graph(server, "FalFill", endpoint="fal-ai/flux-general/inpainting", seed=31, num_images=2, batch=2)
+    run_ok(server, g)
+    assert [p["seed"] for p in payloads(fal, n0)] == [31, 31]
+    report = outputs(server, name)[1]
+    assert report["seeds"] == [[31], [31]]            # fal returns one seed per request
+    assert [r["seeds"] for r in report["results"]] == [[31], [31]]
+    assert any("does not report a seed per image" in n for n in report["notes"])
+    # 64x64 outputs: each image is billed as one whole megapixel on flux-general
+    assert report["estimate_usd"] == pytest.approx(0.075 * 2 * 2) == report["cost_usd"]
+
+
+def test_wavespeed_result_without_nsfw_flags_reports_them_unknown(server, ws):
+    ws.next_job(nsfw=None)
+    g, name = graph(server, "WaveSpeedFill", w=256, h=256, num_images=2)
+    run_ok(server, g)
+    report = outputs(server, name)[1]
+    assert report["nsfw"] == [[None, None]]
+    assert any("unknown" in n and "not as clean" in n for n in report["notes"])
+
+
+def test_a_bomb_output_names_size_cap_and_request_id_and_is_not_left_pending(server, fal):
+    n0 = len(fal.requests)
+    fal.next_job(output_data=bomb_png(30000, 30000))
+    g, _ = graph(server, "FalFill", endpoint="fal-ai/flux-lora/inpainting")
+    msg = error_text(server.run(g, timeout=60))
+    rid = fal.requests[n0]["request_id"]
+    assert "OutputRefused" in msg and "30000x30000" in msg and "67,108,864 pixels (8192x8192)" in msg
+    assert f"under request id {rid}" in msg and FAL_KEY not in msg
+    journal = (server.base / "user" / "fluxfill" / "hosted_journal.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in journal if rid in x][-1]["status"] == "refused"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from emulators import WaveSpeedEmulator, fill_colour
+from emulators import WaveSpeedEmulator, bomb_png, fill_colour
 from fluxfill.core.fill_protocol import FillHooks, FillRequest
 from fluxfill.core.hosted.client import PollSchedule
 from fluxfill.core.hosted.errors import (AuthError, DeadlineExceeded, HostedValidationError,
-                                         NSFWBlocked, RemoteCancelled, RemoteFailed,
+                                         NSFWBlocked, OutputRefused, RemoteCancelled, RemoteFailed,
                                          RemoteRejected, ResultUnavailable, SubmitUncertain,
                                          TransportError)
 from fluxfill.core.hosted.journal import Journal, Ledger
@@ -108,11 +108,42 @@ def test_submit_is_never_resent_when_the_answer_is_lost(emu, tmp_path, kind):
     assert emu.count("submit") == 1
 
 
-def test_submit_5xx_is_not_resent(emu, tmp_path):
-    emu.inject("submit", "503", 1)
-    with pytest.raises(TransportError, match="503"):
+@pytest.mark.parametrize("kind", ["500", "503", "502-ingress", "504-ingress"])
+def test_a_submit_answered_5xx_is_uncertain_and_never_resent(emu, tmp_path, kind):
+    """A 5xx may come after the task was created (sync mode: the gateway's 504 while it runs):
+    treated like a lost answer — journaled "uncertain", not re-sent, noted on the re-run."""
+    emu.inject("submit", kind, 1)
+    with pytest.raises(SubmitUncertain, match=kind[:3]) as ei:
         provider(emu, tmp_path).fill(request(), FillHooks())
+    assert isinstance(ei.value, TransportError) and "NOT sent again" in str(ei.value)
     assert emu.count("submit") == 1
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "uncertain"
+
+
+def test_sync_mode_504_while_the_task_runs_on_and_bills(tmp_path):
+    with WaveSpeedEmulator(KEY, run_seconds=0.6, sync_gateway_timeout=0.1) as emu:
+        req = request(params={"enable_sync_mode": True})
+        with pytest.raises(SubmitUncertain, match="504") as ei:
+            provider(emu, tmp_path).fill(req, FillHooks())
+        (sent,) = emu.requests
+        assert sent["status"] == 504 and sent["request_id"] in emu.jobs and emu.count("submit") == 1
+        assert "may have been created and billed" in str(ei.value)
+        last = Journal(tmp_path / "state").entries()[-1]
+        assert last["status"] == "uncertain" and last["request_id"] is None
+        _wait(lambda: emu.state(sent["request_id"]) == "completed")
+        assert [b["request_id"] for b in emu.billed] == [sent["request_id"]]   # it did bill
+        emu.sync_gateway_timeout, emu.run_seconds = None, 0.1
+        res = provider(emu, tmp_path).fill(req, FillHooks())
+        assert any("earlier submit of these same inputs" in n for n in res.meta["notes"])
+        assert emu.count("submit") == 2
+
+
+def _wait(cond, timeout=10.0):
+    import time
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("route,kind,count", [
@@ -153,13 +184,50 @@ def test_nsfw(emu, tmp_path):
 def test_output_404(emu, tmp_path):
     emu.next_job(result_404=True)
     with pytest.raises(ResultUnavailable, match="billed"):
+        provider(emu, tmp_path).fill(request(n=2), FillHooks())
+    assert Ledger(tmp_path / "state").entries()[0]["cost_usd"] == pytest.approx(0.07) == emu.billed[0]["usd"]
+
+
+@pytest.mark.parametrize("data_uri", [False, True])
+def test_base64_output_with_or_without_a_data_prefix(emu, tmp_path, data_uri):
+    """WaveSpeed sends plain base64 (no `data:` prefix): the paid result is decoded, cached,
+    and a re-run reads the cache."""
+    emu.base64_data_uri = data_uri
+    req = request(n=2, params={"enable_base64_output": True})
+    res = provider(emu, tmp_path).fill(req, FillHooks())
+    assert_filled(res, req)
+    (job,) = emu.jobs.values()
+    assert all(o.startswith("data:") == data_uri for o in job.outputs)
+    assert emu.count("file") == 0 and Journal(tmp_path / "state").entries()[-1]["status"] == "completed"
+    assert provider(emu, tmp_path).fill(req, FillHooks()).meta["cached"] and emu.count("submit") == 1
+
+
+def test_plain_base64_outputs_become_data_uris():
+    urls, _ = WaveSpeedClient.outputs({"outputs": ["iVBORw0KGgo\nAAAA", "https://x/y.png",
+                                                   "data:image/png;base64,AA=="]})
+    assert urls == ["data:application/octet-stream;base64,iVBORw0KGgoAAAA=", "https://x/y.png",
+                    "data:image/png;base64,AA=="]
+
+
+def test_outputs_without_nsfw_flags_are_unknown_not_clean(emu, tmp_path):
+    emu.next_job(nsfw=None)                       # has_nsfw_contents: []
+    res = provider(emu, tmp_path).fill(request(n=2), FillHooks())
+    assert res.meta["nsfw"] == [None, None] and "nsfw_message" not in res.meta
+    assert any("no NSFW flag" in n and "unknown" in n for n in res.meta["notes"])
+    assert res.meta["seeds"] == [3] and res.meta["seed"] == 3      # one per request: the seed sent
+
+
+def test_a_decompression_bomb_output_is_refused_and_not_left_pending(emu, tmp_path):
+    emu.next_job(output_data=bomb_png(30000, 30000))
+    with pytest.raises(OutputRefused) as ei:
         provider(emu, tmp_path).fill(request(), FillHooks())
-
-
-def test_base64_output(emu, tmp_path):
-    req = request(params={"enable_base64_output": True})
-    assert_filled(provider(emu, tmp_path).fill(req, FillHooks()), req)
-    assert emu.count("file") == 0
+    rid, msg = ei.value.request_id, str(ei.value)
+    assert "30000x30000" in msg and "67,108,864 pixels (8192x8192)" in msg
+    assert f"/api/v3/predictions/{rid}/result" in msg and KEY not in msg
+    assert Journal(tmp_path / "state").entries()[-1]["status"] == "refused"
+    assert Ledger(tmp_path / "state").entries()[0]["cost_usd"] == pytest.approx(0.035)
+    res = provider(emu, tmp_path).fill(request(), FillHooks())
+    assert res.meta["request_id"] != rid and emu.count("submit") == 2
 
 
 def test_sync_mode(emu, tmp_path):

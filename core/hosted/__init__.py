@@ -55,5 +55,5 @@ WAVESPEED_API_URL (plain http only to loopback). State (journal, cache, ledger) 
 <user_dir>/fluxfill/.
 """
 from .errors import (AuthError, DeadlineExceeded, HostedError, HostedValidationError,  # noqa: F401
-                     InsecureURL, MissingKey, NSFWBlocked, RemoteCancelled, RemoteFailed,
-                     RemoteRejected, ResultUnavailable, SubmitUncertain, TransportError)
+                     InsecureURL, MissingKey, NSFWBlocked, OutputRefused, RemoteCancelled,
+                     RemoteFailed, RemoteRejected, ResultUnavailable, SubmitUncertain, TransportError)

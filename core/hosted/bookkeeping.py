@@ -79,22 +79,28 @@ class Bookkeeping:
             msg += f" ({err})"
         return SubmitUncertain(msg, status=e.status)
 
-    def uncertain_note(self, input_hash: str) -> list[str]:
-        """A note for the run after an uncertain submit of the same inputs."""
+    def rerun_notes(self, input_hash: str) -> list[str]:
+        """A note for a new submit after an uncertain submit, or a billed request whose outputs
+        were lost or refused, of the same inputs."""
         last = self.journal.latest(input_hash)
-        if not last or last.get("status") != "uncertain":
+        if not last or last.get("status") not in ("uncertain", "lost", "refused"):
             return []
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.get("ts") or 0))
+        if last["status"] != "uncertain":
+            return [f"an earlier request of these same inputs ({last.get('request_id')}, {when}) completed "
+                    f"and was billed but its outputs were {last['status']}; this run submitted a new request"]
         return [f"an earlier submit of these same inputs ({when}) got no answer: that {self.label} "
                 f"task may exist and be billed, but cannot be looked up without its id; this run "
                 f"submitted a new task"]
 
-    def outputs_lost(self, input_hash: str, handle, cost_usd, images: int, error: str) -> None:
-        """A completed (billed) job whose outputs could not be downloaded."""
+    def outputs_lost(self, input_hash: str, handle, cost_usd, images: int, error: str,
+                     status: str = "lost") -> None:
+        """A completed (billed) job whose outputs could not be downloaded ("lost") or opened
+        ("refused"): a ledger line, and a terminal journal state (never "pending" forever)."""
         self.safe(self.ledger.append, "ledger", provider=self.provider, endpoint=self.endpoint,
                   request_id=handle.request_id, cost_usd=cost_usd, images=images,
-                  input_hash=input_hash, outputs_lost=True)
-        self.mark(input_hash, handle.request_id, "lost", error, handle)
+                  input_hash=input_hash, **{f"outputs_{status}": True})
+        self.mark(input_hash, handle.request_id, status, error, handle)
 
     def completed(self, input_hash: str, handle, files: list[bytes], meta: dict, cost_usd) -> list[str]:
         """Cache the outputs, add the ledger line, then journal "completed"; notes of failed writes."""

@@ -5,8 +5,13 @@ This is the single source of truth for validation and payloads (params.py), pric
 are the providers' own API names; the short aliases `steps` (num_inference_steps) and
 `guidance` (guidance_scale) are accepted too (`canonical_name`).
 
-Where the provider publishes nothing, the table says so in `note` rather than inventing a
-tighter rule (e.g. fal's LoRA scale has no published range: only finiteness is checked).
+Sources: the providers' endpoint pages first; where a page is vague (fal's flux-general
+page gives no ranges), fal's published client schemas: the fal-js generated zod types
+(github.com/fal-ai/fal-js, libs/client/src/types/image/zod.gen.ts, `zFluxGeneralInpaintingInput`,
+`zControlNet`, `zControlNetUnionInput`: guidance_scale 0-20, conditioning_scale 0-2,
+num_inference_steps 1-50, strength 0.01-1, mask_threshold 0.01-0.99, start/end_percentage 0-1).
+Where neither publishes anything, the table says so in `note` rather than inventing a tighter
+rule (e.g. fal's LoRA scale has no published range: only finiteness is checked).
 """
 from __future__ import annotations
 
@@ -36,8 +41,8 @@ class Rule:
     max: float | None = None
     choices: tuple | None = None
     max_items: int | None = None  # lists (loras, controlnets)
-    scale_min: float | None = None  # loras: scale range (None: only finite)
-    scale_max: float | None = None
+    scale_min: float | None = None  # loras: scale; controlnets/unions: conditioning_scale
+    scale_max: float | None = None  # (None: only finite)
     per_layer: bool = False       # loras: scale may be {layer: scale}
     required: bool = False
     note: str = ""
@@ -138,18 +143,20 @@ ENDPOINTS: dict[str, Endpoint] = {e.id: e for e in [
                  "enhance_prompt": Rule(False),
              }, data_uri_limit=FAL_DATA_URI_LIMIT,
              note="image and mask must have the same size (always true here)"),
+    # ranges: fal's generated client schema (fal-js zod types, see the module docstring)
     Endpoint("fal-ai/flux-general/inpainting", "fal", "FLUX.1 [dev] with ControlNets and LoRAs (inpainting)",
-             Price("per_mp", 0.075, "$0.075 per megapixel (flux-general)"), {
+             Price("per_mp_ceil", 0.075, "$0.075 per megapixel, rounded up to whole megapixels"), {
                  "prompt": _PROMPT_REQ, "image_size": Rule(),
-                 "num_inference_steps": Rule(28, 1, 50, note="range not published; dev's 1-50 assumed"),
-                 "seed": _FAL_SEED,
+                 "num_inference_steps": _STEPS, "seed": _FAL_SEED,
                  "loras": Rule([], per_layer=True, note="scale: float or {layer: scale}; no published range"),
-                 "controlnets": Rule([], max_items=1, note="only one supported by fal"),
-                 "controlnet_unions": Rule([], max_items=1, note="only one supported by fal"),
-                 "guidance_scale": Rule(3.5, 0, 35, note="range not published; dev's 0-35 assumed"),
-                 "sync_mode": Rule(False), "num_images": _N, "enable_safety_checker": Rule(True),
-                 "strength": Rule(0.85, 0.01, 1, note="range not published; dev's 0.01-1 assumed"),
-                 "output_format": Rule("png", choices=_FMT),
+                 "controlnets": Rule([], max_items=1, scale_min=0, scale_max=2, note="only one supported by fal"),
+                 "controlnet_unions": Rule([], max_items=1, scale_min=0, scale_max=2,
+                                           note="only one supported by fal"),
+                 "guidance_scale": Rule(3.5, 0, 20, note="0-20 on this endpoint, not dev's 0-35"),
+                 "sync_mode": Rule(False),
+                 "num_images": Rule(1, 1, 4, note="fal takes up to 10; the fill nodes send 1-4"),
+                 "enable_safety_checker": Rule(True),
+                 "strength": Rule(0.85, 0.01, 1), "output_format": Rule("png", choices=_FMT),
              }, data_uri_limit=FAL_DATA_URI_LIMIT),
     Endpoint("wavespeed-ai/flux-fill-dev", "wavespeed", "WaveSpeedAI FLUX.1 Fill [dev]",
              Price("per_image", 0.035, "$0.035 per image"), {

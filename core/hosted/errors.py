@@ -15,8 +15,11 @@ HostedError                      base class (``.request_id`` when a remote job e
 │                                finish and be billed: journal "cancel_requested", resumable)
 ├─ DeadlineExceeded              the overall deadline passed; the journal entry stays pending
 ├─ TransportError                retries exhausted / timeouts / malformed answers
-│  └─ SubmitUncertain            a submit whose answer was lost (WaveSpeed: never re-sent;
-│                                journaled "uncertain"; the next run of the inputs notes it)
+│  ├─ SubmitUncertain            a submit whose answer was lost or a 5xx (WaveSpeed: never
+│  │                             re-sent; journaled "uncertain"; the next run notes it)
+│  └─ OutputRefused              a downloaded output not opened: not PNG/JPEG/WebP, or its
+│                                header claims more pixels than the cap (decompression bomb);
+│                                the provider journals the paid request "refused" with its id
 ├─ ResultUnavailable             the result or an output URL is gone (404)
 └─ NSFWBlocked                   outputs flagged by the provider's safety checker
 """
@@ -79,6 +82,14 @@ class SubmitUncertain(TransportError):
     pass
 
 
+class OutputRefused(TransportError):
+    """``.size`` is the (width, height) the file's header claims, when it could be read."""
+
+    def __init__(self, message: str, *, size: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.size = size
+
+
 class ResultUnavailable(HostedError):
     pass
 
@@ -99,6 +110,6 @@ class NSFWBlocked(HostedError):
 PUBLIC_MODULE = "fluxfill"
 for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, InvalidKeyFile, AuthError,
                      RemoteRejected, RemoteFailed, RemoteCancelled, DeadlineExceeded, TransportError, SubmitUncertain,
-                     ResultUnavailable, NSFWBlocked):
+                     OutputRefused, ResultUnavailable, NSFWBlocked):
     _error_class.__module__ = PUBLIC_MODULE
 del _error_class

@@ -174,13 +174,21 @@ class FalClient(QueueClient):
         return status or ("CANCELLATION_REQUESTED" if resp.status_code < 300 else f"HTTP {resp.status_code}")
 
     @staticmethod
-    def outputs(result: dict) -> tuple[list[str], list[bool]]:
+    def result_location(handle: FalHandle) -> str:
+        """Where the paid result can still be fetched (with the key) after a local failure."""
+        return f"GET {handle.response_url}"
+
+    @staticmethod
+    def outputs(result: dict) -> tuple[list[str], list[bool | None]]:
+        """Output URLs and per-image NSFW flags; an image the result carries no flag for has
+        None (unknown), never False (clean)."""
         urls, flags = [], []
-        nsfw = result.get("has_nsfw_concepts") or []
+        nsfw = result.get("has_nsfw_concepts")
+        nsfw = nsfw if isinstance(nsfw, list) else []
         for i, img in enumerate(result.get("images") or []):
             url = img.get("url") if isinstance(img, dict) else None
             if not isinstance(url, str):
                 raise ResultUnavailable("fal result: an image has no url")
             urls.append(url)
-            flags.append(bool(nsfw[i]) if i < len(nsfw) else False)
+            flags.append(bool(nsfw[i]) if i < len(nsfw) and nsfw[i] is not None else None)
         return urls, flags

@@ -3,8 +3,8 @@
 Out: images go as PNG (RGB), masks as single-channel "L" PNG of exactly the image's size;
 `data_uri` wraps bytes for endpoints that accept data URIs. In: `decode_image` opens a
 downloaded file safely — format allow-list, pixel cap checked from the header BEFORE
-decoding (decompression bombs), PIL's own bomb warning turned into an error — and returns
-float32 [H, W, 3] in 0..1.
+decoding (decompression bombs: OutputRefused names the claimed size and the cap), PIL's own
+bomb warning turned into an error — and returns float32 [H, W, 3] in 0..1.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from .errors import HostedValidationError, TransportError
+from .errors import HostedValidationError, OutputRefused
 
 MAX_OUTPUT_PIXELS = 64 * 1024 * 1024      # 8192×8192; well above any endpoint's output
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -156,34 +156,60 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 
 def decode_data_uri(uri: str, max_bytes: int) -> tuple[bytes, str]:
+    """An output delivered inline (fal sync_mode, WaveSpeed base64 output): (bytes, type).
+    A bad one is OutputRefused (asking again gives the same answer)."""
     head, sep, payload = uri.partition(",")
     if not sep or not head.startswith("data:") or not head.endswith(";base64"):
-        raise TransportError("output data URI is not base64-encoded")
+        raise OutputRefused("output data URI is not base64-encoded")
     if len(payload) * 3 // 4 > max_bytes:
-        raise TransportError(f"output data URI exceeds the {max_bytes}-byte limit")
+        raise OutputRefused(f"output data URI exceeds the {max_bytes}-byte limit")
     try:
         return base64.b64decode(payload, validate=True), head[5:-7]
     except (binascii.Error, ValueError):
-        raise TransportError("output data URI holds invalid base64") from None
+        raise OutputRefused("output data URI holds invalid base64") from None
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header states it, read by PIL's format plugin without
+    decoding any pixel (and without PIL's own bomb check, which would hide the size)."""
+    fmt = image_format(data)
+    if fmt is None:
+        return None
+    Image.init()
+    try:
+        return tuple(Image.OPEN[fmt][0](io.BytesIO(data)).size)
+    except Exception:  # noqa: BLE001 - an unreadable header: no size to report
+        return None
+
+
+def cap_text(max_pixels: int) -> str:
+    side = int(max_pixels ** 0.5)
+    return f"{max_pixels:,} pixels" + (f" ({side}x{side})" if side * side == max_pixels else "")
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_OUTPUT_PIXELS) -> np.ndarray:
-    """Downloaded bytes → float32 [H, W, 3] in 0..1, refusing non-images and bombs."""
+    """Downloaded bytes → float32 [H, W, 3] in 0..1, refusing non-images and bombs (the
+    header's size is checked against `max_pixels` before anything is decoded): OutputRefused,
+    naming the claimed size and the cap."""
+    size = header_size(data)
+    if size and size[0] * size[1] > max_pixels:
+        w, h = size
+        raise OutputRefused(f"output image refused as a decompression bomb: its header claims "
+                            f"{w}x{h} ({w * h:,} pixels), over the cap of {cap_text(max_pixels)}",
+                            size=size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise TransportError(f"output image is {w}x{h}, over the {max_pixels}-pixel limit")
             img.load()
             rgb = img.convert("RGB")
-    except TransportError:
-        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TransportError("output image refused: decompression bomb") from None
+        claimed = f"{size[0]}x{size[1]}" if size else "an unreadable size"
+        raise OutputRefused(f"output image refused as a decompression bomb: its header claims {claimed}, "
+                            f"over PIL's limit (this pack's cap is {cap_text(max_pixels)})", size=size) from None
     except Exception as e:  # noqa: BLE001 - PIL raises many types for bad data
-        raise TransportError(f"output is not a valid PNG/JPEG/WebP image ({type(e).__name__})") from None
+        raise OutputRefused(f"output is not a valid PNG/JPEG/WebP image ({type(e).__name__})",
+                            size=size) from None
     out = np.asarray(rgb, dtype=np.float32)       # a fresh array: divide in place
     if not out.flags.writeable:
         out = out.copy()

@@ -6,7 +6,9 @@ All three live in one state directory (the node layer passes `<ComfyUI user dir>
   {ts, input_hash, provider, endpoint, request_id, status, urls, error}. `status` is
   "pending" (written the moment the submit answer arrives, before polling), "completed",
   "failed", "cancelled" (the provider confirmed the job stopped: not billed), "expired" /
-  "lost", "cancel_requested" (a running job was asked to stop; it may still finish and be
+  "lost" / "refused" (billed, but an output could not be downloaded / was not opened: a
+  decompression bomb or not an image; the entry names the request id to fetch it by),
+  "cancel_requested" (a running job was asked to stop; it may still finish and be
   billed) or "uncertain" (a submit whose answer was lost; no request id is known). The
   latest line per input hash wins; `pending(hash)` finds a request to resume ("pending" or
   "cancel_requested") after a crash, an expired deadline or a Cancel, instead of paying
@@ -31,7 +33,12 @@ from typing import Any
 
 from .images import image_format
 
-_LOCKS: dict[str, threading.Lock] = {}
+try:
+    import fcntl            # POSIX: HashLock's cross-process part
+except ImportError:         # Windows: HashLock is in-process only
+    fcntl = None
+
+_LOCKS: dict[str, HashLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -45,10 +52,62 @@ def input_hash(provider: str, endpoint: str, params: dict) -> str:
                                           "params": params}).encode()).hexdigest()
 
 
-def hash_lock(key: str) -> threading.Lock:
-    """One in-process lock per input hash: two identical requests in flight pay once."""
+class HashLock:
+    """The lock of one input hash (`with hash_lock(key):`). In-process: two identical
+    requests in flight pay once. Across processes (several ComfyUI servers sharing one user
+    folder): while a thread holds it, that thread's first ResultCache.get / Journal.pending
+    of the hash in a state directory also takes an exclusive flock on
+    `<state_dir>/locks/<hash>.lock`, kept until the HashLock is released. A second server
+    with the same inputs waits there, then finds the first one's cached result (or its
+    pending request, if that server died: the kernel drops a dead process's flock) instead of
+    paying again. POSIX only (fcntl); on Windows the lock is in-process only."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._files: dict[Path, int] = {}      # lock file -> fd, while held
+
+    def __enter__(self) -> HashLock:
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        files, self._files, self._owner = self._files, {}, None
+        for fd in files.values():
+            os.close(fd)                       # closing the file drops the flock
+        self._lock.release()
+
+    def hold_file(self, state_dir: Path) -> None:
+        """Take the cross-process lock in state_dir (blocks while another process has it)."""
+        if fcntl is None or self._owner != threading.get_ident():
+            return
+        path = Path(state_dir) / "locks" / f"{self.key}.lock"
+        if path in self._files:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._files[path] = fd
+
+
+def hash_lock(key: str) -> HashLock:
+    """One lock per input hash (see HashLock)."""
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(key, threading.Lock())
+        return _LOCKS.setdefault(key, HashLock(key))
+
+
+def _cross_process(key: str, state_dir: Path) -> None:
+    """If this thread holds hash_lock(key), also hold it across processes in state_dir."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+    if lock is not None:
+        lock.hold_file(state_dir)
 
 
 def _append_line(path: Path, record: dict) -> None:
@@ -107,6 +166,7 @@ class Journal:
     def pending(self, input_hash: str) -> dict | None:
         """The request to resume for these inputs: its latest state is "pending" or
         "cancel_requested" (a cancelled running job may still complete and be billed)."""
+        _cross_process(input_hash, self.path.parent)
         rec = self.latest(input_hash)
         return rec if rec and rec.get("status") in self.RESUMABLE and rec.get("request_id") else None
 
@@ -146,6 +206,7 @@ class ResultCache:
 
     def get(self, key: str) -> tuple[list[bytes], dict] | None:
         d = self._dir(key)
+        _cross_process(key, self.root.parent)
         try:
             meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
             return [(d / n).read_bytes() for n in meta["files"]], meta

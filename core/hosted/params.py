@@ -157,17 +157,27 @@ def _frac(lo, hi):
     return lambda ep, n, v: _float(ep, n, v, lo, hi)
 
 
-_CN_COMMON = {
-    "control_image_url": (_image_ref, True),
-    "conditioning_scale": (_frac(None, None), False),
-    "mask_image_url": (_image_ref, False),
-    "mask_threshold": (_frac(0.01, 0.99), False),
-    "start_percentage": (_frac(0, 1), False),
-    "end_percentage": (_frac(0, 1), False),
-}
-_CONTROLNET = {"path": (_str, True), "config_url": (_str, False), "variant": (_str, False), **_CN_COMMON}
-_UNION_INPUT = {**_CN_COMMON, "control_mode": (
-    lambda ep, n, v: _choice(ep, n, v, CONTROL_MODES), True)}
+def _cn_common(rule: Rule) -> dict:
+    """The fields of a controlnet and of a union's control; conditioning_scale's range is the
+    table's (rule.scale_min/scale_max: 0-2 on flux-general)."""
+    return {
+        "control_image_url": (_image_ref, True),
+        "conditioning_scale": (_frac(rule.scale_min, rule.scale_max), False),
+        "mask_image_url": (_image_ref, False),
+        "mask_threshold": (_frac(0.01, 0.99), False),
+        "start_percentage": (_frac(0, 1), False),
+        "end_percentage": (_frac(0, 1), False),
+    }
+
+
+def _controlnet(rule: Rule) -> dict:
+    return {"path": (_str, True), "config_url": (_str, False), "variant": (_str, False), **_cn_common(rule)}
+
+
+def _union_input(rule: Rule) -> dict:
+    return {**_cn_common(rule), "control_mode": (lambda ep, n, v: _choice(ep, n, v, CONTROL_MODES), True)}
+
+
 _FILL_IMAGE = {"fill_image_url": (_image_ref, True), "in_context_fill": (_bool, False),
                "use_prompt": (_bool, False)}
 
@@ -188,13 +198,14 @@ def _list_of(ep, name, v, rule, check):
     return [check(f"{name}[{i}]", item) for i, item in enumerate(v)]
 
 
-def _union(ep, where, item):
+def _union(ep, where, item, rule: Rule):
     out = _obj(ep, where, item, {"path": (_str, True), "config_url": (_str, False),
                                   "variant": (_str, False), "controls": (lambda e, n, x: x, True)})
     controls = out["controls"]
     if not isinstance(controls, (list, tuple)) or not controls:
         raise _err(ep, f"{where}.controls", "must be a non-empty list")
-    out["controls"] = [_obj(ep, f"{where}.controls[{i}]", c, _UNION_INPUT) for i, c in enumerate(controls)]
+    spec = _union_input(rule)
+    out["controls"] = [_obj(ep, f"{where}.controls[{i}]", c, spec) for i, c in enumerate(controls)]
     return out
 
 
@@ -220,9 +231,9 @@ def _check(ep: Endpoint, name: str, v, rule: Rule):
     if t == "fill_image":
         return _obj(ep, name, v, _FILL_IMAGE)
     if t == "controlnets":
-        return _list_of(ep, name, v, rule, lambda where, item: _obj(ep, where, item, _CONTROLNET))
+        return _list_of(ep, name, v, rule, lambda where, item: _obj(ep, where, item, _controlnet(rule)))
     if t == "controlnet_unions":
-        return _list_of(ep, name, v, rule, lambda where, item: _union(ep, where, item))
+        return _list_of(ep, name, v, rule, lambda where, item: _union(ep, where, item, rule))
     raise AssertionError(t)
 
 

@@ -26,7 +26,9 @@ def describe(endpoint_id: str) -> list[dict]:
                 if rule.scale_max is not None
                 else "scale: any finite" + (" or {layer: scale}" if rule.per_layer else ""))
         elif rule.max_items:
-            rng = f"max {rule.max_items}"
+            rng = f"max {rule.max_items}" + (
+                f", conditioning_scale {number_text(rule.scale_min)} – {number_text(rule.scale_max)}"
+                if spec.type.startswith("controlnet") and rule.scale_max is not None else "")
         elif spec.type == "image_size":
             rng = "preset or {width, height}"
         else:

@@ -3,7 +3,8 @@
 Rules (from the providers' endpoint pages):
 - fal-ai/flux-lora/inpainting   $0.035 per megapixel of output, per image (no rounding stated)
 - fal-ai/flux-pro/v1/fill       $0.05 per megapixel, rounded UP to whole megapixels, per image
-- fal-ai/flux-general/inpainting $0.075 per megapixel, per image (no rounding stated)
+- fal-ai/flux-general/inpainting $0.075 per megapixel, rounded UP to whole megapixels, per
+  image (fal's flux-general page: an estimate must never be below what fal bills)
 - fal-ai/flux-lora-fill         not published: estimate is None ("unknown")
 - wavespeed-ai/flux-fill-dev    $0.035 per image
 A megapixel is 1024×1024 pixels (fal quotes its per-MP prices "at 1024×1024"); this is an

@@ -11,8 +11,10 @@
 
 Errors: RemoteCancelled (node → interrupt; the entry becomes "cancelled" only when the
 provider confirms the job stopped), DeadlineExceeded (entry stays pending: re-run resumes),
-SubmitUncertain (WaveSpeed submit without an answer: journaled "uncertain", noted on the next
-run of the same inputs), RemoteFailed (not billed), NSFWBlocked (with `.result`, when nsfw="raise"),
+SubmitUncertain (WaveSpeed submit without an answer or with a 5xx: journaled "uncertain", noted
+on the next run of the same inputs), OutputRefused (a billed output that is a decompression bomb
+or no image: journaled "refused", the message names the size, the cap and the request id to fetch
+it by), RemoteFailed (not billed), NSFWBlocked (with `.result`, when nsfw="raise"),
 HostedValidationError (before anything is sent), AuthError, TransportError, …
 """
 from __future__ import annotations
@@ -29,12 +31,12 @@ import torch
 from ..fill_protocol import FillHooks, FillRequest, FillResult
 from . import endpoint_table, pricing
 from .bookkeeping import Bookkeeping
-from .errors import (DeadlineExceeded, HostedError, HostedValidationError, NSFWBlocked,
+from .errors import (DeadlineExceeded, HostedError, HostedValidationError, NSFWBlocked, OutputRefused,
                      RemoteCancelled, RemoteFailed, ResultUnavailable, SubmitUncertain)
 from .fal import FalClient, FalHandle
 from .images import data_uri, decode_image
 from .journal import hash_lock
-from .params import build_payload, map_images
+from .params import build_payload, map_images, output_size
 from .preparation import Prepared, prepare
 from .retry import Deadline
 from .wavespeed import WaveSpeedClient, WaveSpeedHandle
@@ -146,7 +148,7 @@ class HostedProvider:
         run.resumed = pending is not None
         payload = None
         if run.handle is None:
-            run.notes += self.books.uncertain_note(prep.input_hash)
+            run.notes += self.books.rerun_notes(prep.input_hash)
             payload = self._payload(run)
 
         def on_submitted(handle):
@@ -248,12 +250,14 @@ class HostedProvider:
                                                deadline=run.deadline, cancelled=hooks.cancelled)
                 files.append(data)
             arrays = [decode_image(d) for d in files]
+        except OutputRefused as e:
+            raise self._refused(run, result, len(urls), e) from None
         except RemoteCancelled:
             raise RemoteCancelled(f"{self.name} request {rid}: cancelled while downloading; the "
                                   f"result is paid and stays in the journal: re-run to fetch it",
                                   request_id=rid) from None
         except ResultUnavailable as e:
-            self.books.outputs_lost(prep.input_hash, run.handle, self._cost(result, None).usd,
+            self.books.outputs_lost(prep.input_hash, run.handle, self._cost(result, None, run, len(urls)).usd,
                                     len(urls), str(e))
             raise ResultUnavailable(f"{self.name} request {rid} completed (and is billed) but an "
                                     f"output could not be downloaded: {e}. Re-running submits a new "
@@ -272,22 +276,49 @@ class HostedProvider:
         hooks.progress(1.0, f"{self.name}: done")
         return self._check_nsfw(FillResult(_stack(arrays), meta))
 
-    def _cost(self, result, sizes) -> pricing.PriceEstimate:
+    def _refused(self, run: _Run, result: dict, images: int, e: OutputRefused) -> OutputRefused:
+        """A completed (billed) job whose output is not opened (a bomb, not an image): the
+        ledger keeps the cost, the journal a terminal "refused" (a re-run submits anew, with a
+        note) and the message says where the paid result can still be fetched."""
+        rid = run.handle.request_id
+        msg = (f"{self.name} request {rid} completed (and is billed) but its output was not opened: {e}. "
+               f"The paid result can still be fetched from {self.label} under request id {rid} "
+               f"({self.client.result_location(run.handle)}, with your key). Re-running the same "
+               f"inputs submits a NEW, paid request.")
+        self.books.outputs_lost(run.prep.input_hash, run.handle, self._cost(result, None, run, images).usd,
+                                images, msg, status="refused")
+        err = OutputRefused(msg, size=e.size)
+        err.request_id = rid
+        return err
+
+    def _cost(self, result, sizes, run: _Run | None = None, count: int = 0) -> pricing.PriceEstimate:
+        """The cost of the outputs (sizes), or of `count` outputs not decoded: their sizes from
+        the result (fal lists them), else the size the request asked for (WaveSpeed)."""
         if sizes is None:
-            sizes = []
-            for img in result.get("images") or []:
-                if isinstance(img, dict) and img.get("width") and img.get("height"):
-                    sizes.append((int(img["width"]), int(img["height"])))
+            sizes = [(int(img["width"]), int(img["height"])) for img in result.get("images") or []
+                     if isinstance(img, dict) and img.get("width") and img.get("height")]
+            if not sizes and run is not None:
+                sizes = [output_size(self.ep.id, run.prep.params, run.prep.size)] * count
         return pricing.actual(self.ep.id, sizes)
 
     def _meta(self, run: _Run, result: dict, flags, sizes, cost: pricing.PriceEstimate) -> dict:
+        """The result's report entry. Seeds: the provider returns ONE seed per request (fal's
+        `seed`; WaveSpeed returns none: the seed sent), not one per image, so `seeds` lists
+        that one and no per-image seed is invented. NSFW flags the result lacks are None."""
         prep, rid = run.prep, run.handle.request_id
         seed = result.get("seed", prep.params.get("seed"))
         timings = {"prepare": round(prep.prepare_s, 3), **{k: round(v, 3) for k, v in run.times.items()}}
         if isinstance(result.get("timings"), dict):
             timings["provider"] = result["timings"]
+        if len(sizes) > 1:
+            how = "returned by" if "seed" in result else "sent to"
+            run.notes.append(f"seed {seed} is the request's one seed ({how} {self.label}); "
+                             f"{self.label} does not report a seed per image")
+        if any(f is None for f in flags):
+            run.notes.append(f"{self.label} returned no NSFW flag for some outputs: reported as unknown "
+                             f"(null), not as clean")
         return {"provider": self.name, "endpoint": self.ep.id, "request_id": rid,
-                "request_ids": [rid], "seed": seed, "seeds": [seed] * len(sizes),
+                "request_ids": [rid], "seed": seed, "seeds": [seed],
                 "num_images": len(sizes), "sizes": [list(s) for s in sizes], "nsfw": flags,
                 "cost_usd": cost.usd, "cost_basis": cost.basis,
                 "estimate_usd": prep.estimate.usd, "cached": False, "resumed": run.resumed,

@@ -4,9 +4,12 @@
     url = client.upload(png_bytes, "image/png")        # /api/v3/media/upload/binary
     handle, result = client.run("wavespeed-ai/flux-fill-dev", payload, ...)
 
-The submit POST is never re-sent once it may have reached the server (a lost answer may be
-a billed task: SubmitUncertain is raised instead); it is retried only when nothing can have
-been created — connection refused / connect timeout, or an explicit 429. Polls, uploads and
+The submit POST is never re-sent once it may have reached the server: a lost answer, and a
+5xx answer (with enable_sync_mode the gateway may answer 504 while the task runs on, and is
+billed), may be a billed task, so SubmitUncertain is raised instead; it is retried only when
+nothing can have been created — connection refused / connect timeout, or an explicit 429.
+Outputs may be URLs, data URIs, or (enable_base64_output) plain base64 without a `data:`
+prefix: `outputs` turns the latter into data URIs, so a paid result is never lost for it. Polls, uploads and
 cancels are retried on 429/5xx/transport errors. Auth: `Bearer <key>`, API origin only.
 WaveSpeed's API has no way to list recent predictions (only GET by id), so an uncertain
 submit cannot be looked up: the provider journals it as "uncertain" and says so.
@@ -90,10 +93,10 @@ class WaveSpeedClient(QueueClient):
                                   what="submit", json=payload, retry=positively_refused,
                                   deadline=deadline, cancelled=cancelled, abandonable=False)
         except TransportError as e:
-            if e.status is None:        # no HTTP answer (timeout, reset, unreadable)
+            if e.status is None or e.status >= 500:   # no answer (timeout, reset) or a 5xx
                 raise SubmitUncertain(
                     f"{e} — the task may have been created (and may be billed); it was NOT sent "
-                    f"again") from None
+                    f"again", status=e.status) from None
             raise
         try:
             rid = self._data(body, "submit").get("id")
@@ -135,10 +138,28 @@ class WaveSpeedClient(QueueClient):
             return "ALREADY_COMPLETED"
         return "CANCELLATION_REQUESTED"
 
+    def result_location(self, handle) -> str:
+        """Where the paid result can still be fetched (with the key) after a local failure."""
+        return f"GET {self._url(handle, '/result')}"
+
     @staticmethod
-    def outputs(result: dict) -> tuple[list[str], list[bool]]:
+    def outputs(result: dict) -> tuple[list[str], list[bool | None]]:
+        """Output URLs (plain base64 outputs as data URIs) and per-output NSFW flags: None
+        (unknown) where the result carries none, never False (clean)."""
         urls = result.get("outputs") or []
-        nsfw = result.get("has_nsfw_contents") or []
+        nsfw = result.get("has_nsfw_contents")
+        nsfw = nsfw if isinstance(nsfw, list) else []
         if not all(isinstance(u, str) for u in urls):
             raise ResultUnavailable("wavespeed result: an output is not a URL")
-        return list(urls), [bool(nsfw[i]) if i < len(nsfw) else False for i in range(len(urls))]
+        return ([_as_url(u) for u in urls],
+                [bool(nsfw[i]) if i < len(nsfw) and nsfw[i] is not None else None for i in range(len(urls))])
+
+
+def _as_url(output: str) -> str:
+    """A URL or data URI as it is; plain base64 (enable_base64_output) as a data URI."""
+    text = output.strip()
+    if text.startswith(("https://", "http://", "data:")):
+        return text
+    payload = "".join(text.split())
+    payload += "=" * (-len(payload) % 4)
+    return "data:application/octet-stream;base64," + payload

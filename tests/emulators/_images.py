@@ -10,6 +10,8 @@ import base64
 import binascii
 import hashlib
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -78,3 +80,13 @@ def encode(img: Image.Image, fmt: str) -> tuple[bytes, str]:
 
 def data_uri(data: bytes, content_type: str) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A small PNG whose header claims width x height (a decompression bomb): signature, IHDR,
+    one short IDAT of zero rows, IEND — valid chunks and CRCs, a few hundred bytes."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

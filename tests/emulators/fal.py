@@ -30,6 +30,11 @@ _STEPS = {"type": "int", "ge": 1, "le": 50}
 _ACCEL = {"type": "enum", "choices": ["none", "regular"]}
 _LORAS = {"type": "list", "items": {"type": "object", "fields": {
     "path": {"type": "str", "required": True}, "scale": {"type": "float"}}}}
+_CONTROL = {"conditioning_scale": {"type": "float", "ge": 0, "le": 2},
+            "mask_image_url": {"type": "str"},
+            "mask_threshold": {"type": "float", "ge": 0.01, "le": 0.99},
+            "start_percentage": {"type": "float", "ge": 0, "le": 1},
+            "end_percentage": {"type": "float", "ge": 0, "le": 1}}
 _COMMON = {
     "prompt": {"type": "str", "required": True},
     "image_url": {"type": "str", "required": True},
@@ -57,9 +62,13 @@ SCHEMAS = {
         **{k: v for k, v in _COMMON.items() if k != "enable_safety_checker"},
         "safety_tolerance": {"type": "enum", "choices": [str(i) for i in range(1, 7)]},
         "enhance_prompt": {"type": "bool"}},
+    # flux-general: fal's generated client schema (fal-js libs/client/src/types/image/zod.gen.ts,
+    # zFluxGeneralInpaintingInput / zControlNet / zControlNetUnionInput), written out here on
+    # its own, NOT copied from the pack's endpoint table (a shared mistake would go unseen)
     "fal-ai/flux-general/inpainting": {
         **_COMMON, "image_size": _IMAGE_SIZE, "num_inference_steps": _STEPS,
-        "guidance_scale": {"type": "float", "ge": 0, "le": 35},
+        "num_images": {"type": "int", "ge": 1, "le": 10},
+        "guidance_scale": {"type": "float", "ge": 0, "le": 20},
         "strength": {"type": "float", "ge": 0.01, "le": 1},
         "loras": {"type": "list", "items": {"type": "object", "fields": {
             "path": {"type": "str", "required": True},
@@ -67,17 +76,22 @@ SCHEMAS = {
         "controlnets": {"type": "list", "items": {"type": "object", "fields": {
             "path": {"type": "str", "required": True},
             "control_image_url": {"type": "str", "required": True},
-            "conditioning_scale": {"type": "float"}, "config_url": {"type": "str"},
-            "variant": {"type": "str"}}}},
+            **_CONTROL, "config_url": {"type": "str"}, "variant": {"type": "str"}}}},
         "controlnet_unions": {"type": "list", "items": {"type": "object", "fields": {
             "path": {"type": "str", "required": True},
-            "controls": {"type": "list", "required": True},
+            "controls": {"type": "list", "required": True, "items": {"type": "object", "fields": {
+                "control_image_url": {"type": "str", "required": True},
+                "control_mode": {"type": "enum", "required": True, "choices": [
+                    "canny", "tile", "depth", "blur", "pose", "gray", "low-quality"]},
+                **_CONTROL}}},
             "config_url": {"type": "str"}, "variant": {"type": "str"}}}}},
 }
 DEFAULT_FORMAT = {"fal-ai/flux-general/inpainting": "png"}
-# USD per megapixel (1 MP = 1024*1024 px); flux-pro rounds each image up to whole MP.
+# USD per megapixel (1 MP = 1024*1024 px); flux-pro and flux-general round each image up to
+# whole MP (their pages: "billed by rounding up to nearest megapixel").
 PRICES = {"fal-ai/flux-lora-fill": None, "fal-ai/flux-lora/inpainting": 0.035,
           "fal-ai/flux-pro/v1/fill": 0.05, "fal-ai/flux-general/inpainting": 0.075}
+ROUNDED_UP = {"fal-ai/flux-pro/v1/fill", "fal-ai/flux-general/inpainting"}
 HOSTS = {"queue.fal.run": "queue", "queue.falrun.com": "queue", "fal.run": "run",
          "falrun.com": "run", "rest.fal.ai": "rest", "v3.fal.media": "cdn",
          "v3b.fal.media": "cdn", "fal.media": "cdn"}
@@ -148,10 +162,12 @@ class FalEmulator(EmulatorBase):
     # test-facing API -----------------------------------------------------------------
     def next_job(self, *, fail: str | None = None, error_type: str | None = None,
                  fail_status: int = 500, nsfw=False, result_404: bool = False,
-                 queue_seconds=..., run_seconds=...) -> None:
-        """Plan the outcome of the next accepted submission (FIFO, one plan per job)."""
+                 output_data: bytes | None = None, queue_seconds=..., run_seconds=...) -> None:
+        """Plan the outcome of the next accepted submission (FIFO, one plan per job).
+        `output_data`: every output file holds these bytes instead of the rendered image."""
         self._plan_next({"fail": fail, "error_type": error_type, "fail_status": fail_status,
-                         "nsfw": nsfw, "result_404": result_404}, queue_seconds, run_seconds)
+                         "nsfw": nsfw, "result_404": result_404, "output_data": output_data},
+                        queue_seconds, run_seconds)
 
     @property
     def billed(self) -> list[dict]:
@@ -513,6 +529,8 @@ class FalEmulator(EmulatorBase):
                              paste_back=p.get("paste_back", True) is not False,
                              black=flags[i])
                 data, ctype = encode(img, job.fmt)
+                if job.plan.get("output_data") is not None:     # e.g. a decompression bomb
+                    data = job.plan["output_data"]
                 name = f"{job.request_id[:8]}_{i}.{job.fmt.replace('jpeg', 'jpg')}"
                 if p.get("sync_mode"):
                     url = data_uri(data, ctype)
@@ -532,8 +550,8 @@ class FalEmulator(EmulatorBase):
             price = PRICES[job.endpoint]
             if price is None:
                 usd = None
-            elif job.endpoint == "fal-ai/flux-pro/v1/fill":
-                usd = round(n * math.ceil(mp_each) * price, 6)
+            elif job.endpoint in ROUNDED_UP:
+                usd = round(n * math.ceil(mp_each - 1e-9) * price, 6)
             else:
                 usd = round(n * mp_each * price, 6)
             with self.lock:

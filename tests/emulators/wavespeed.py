@@ -2,6 +2,7 @@
 wavespeed-ai/flux-fill-dev: submit, poll, cancel, uploads and file serving. See README.md."""
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import random
@@ -69,19 +70,30 @@ def _env(code: int, message: str, data=None, **headers) -> Response:
                          {"code": code, "message": message, "data": data}, **headers)
 
 
+def _ingress(code: int) -> Response:
+    """A gateway's own answer (nginx HTML, no envelope)."""
+    return Response(code, (f"<html><body><center><h1>{code}</h1></center><hr>"
+                           f"<center>nginx</center></body></html>").encode(), "text/html")
+
+
 class WaveSpeedEmulator(EmulatorBase):
     routes = {"submit", "result", "cancel", "upload", "file"}
 
     def __init__(self, key: str = "test-key", *, queue_seconds: float | None = 0.0,
                  run_seconds: float | None = 0.2, accept_data_uris: bool = False,
                  require_png_mask: bool = True, honour_cancel: bool = True,
-                 sync_timeout: float = 30.0, hang_seconds: float = 30.0,
+                 sync_timeout: float = 30.0, sync_gateway_timeout: float | None = None,
+                 base64_data_uri: bool = False, hang_seconds: float = 30.0,
                  retry_after: str = "1", rng_seed: int = 0):
         super().__init__(hang_seconds=hang_seconds, retry_after=retry_after)
         self.key = key
         self.queue_seconds, self.run_seconds = queue_seconds, run_seconds
         self.accept_data_uris, self.require_png_mask = accept_data_uris, require_png_mask
         self.honour_cancel, self.sync_timeout = honour_cancel, sync_timeout
+        # sync mode: the gateway answers 504 after this long while the task runs on (and bills)
+        self.sync_gateway_timeout = sync_gateway_timeout
+        # enable_base64_output: plain base64 as WaveSpeed sends it; True: with a data: prefix
+        self.base64_data_uri = base64_data_uri
         self.requests: list[dict] = []
         self.cancelled: set[str] = set()
         self.uploads: list[dict] = []
@@ -94,8 +106,11 @@ class WaveSpeedEmulator(EmulatorBase):
 
     # test-facing API (same meaning as FalEmulator's) ---------------------------------
     def next_job(self, *, fail: str | None = None, nsfw=False, result_404: bool = False,
-                 queue_seconds=..., run_seconds=...) -> None:
-        self._plan_next({"fail": fail, "nsfw": nsfw, "result_404": result_404}, queue_seconds, run_seconds)
+                 output_data: bytes | None = None, queue_seconds=..., run_seconds=...) -> None:
+        """nsfw=None: the result carries no flags (`has_nsfw_contents: []`); output_data: the
+        output files hold these bytes instead of the rendered image."""
+        self._plan_next({"fail": fail, "nsfw": nsfw, "result_404": result_404,
+                         "output_data": output_data}, queue_seconds, run_seconds)
 
     @property
     def billed(self) -> list[dict]:
@@ -150,10 +165,7 @@ class WaveSpeedEmulator(EmulatorBase):
             return _env(429, "Too many requests", **{"Retry-After": str(
                 fault.opts.get("retry_after", self.retry_after))})
         if kind.endswith("-ingress"):
-            code = int(kind[:3])
-            return Response(code, (f"<html><body><center><h1>{code}</h1></center><hr>"
-                                   f"<center>nginx</center></body></html>").encode(),
-                            "text/html")
+            return _ingress(int(kind[:3]))
         if kind == "malformed":
             return Response(200, b'{"code": 200, "data": {"id": ', "application/json")
         messages = {"500": "Internal server error", "503": "Service unavailable",
@@ -233,6 +245,11 @@ class WaveSpeedEmulator(EmulatorBase):
         if payload.get("enable_sync_mode"):
             end = self._end(job)
             wait = self.sync_timeout if end is None else end - time.monotonic()
+            gateway = self.sync_gateway_timeout
+            if gateway is not None and wait > gateway:
+                self.stop_event.wait(min(gateway, self.hang_seconds))
+                entry["status"] = 504              # the task exists (entry["request_id"])
+                return _ingress(504)
             self.stop_event.wait(max(0.0, min(wait, self.sync_timeout, self.hang_seconds)))
         return _env(200, "success", self._data(req, job))
 
@@ -300,15 +317,18 @@ class WaveSpeedEmulator(EmulatorBase):
                 img = render(job.source, job.mask, job.out_size,
                              fill_colour(p["prompt"], job.seed, i), black=flags[i])
                 data, ctype = encode(img, "png")
+                if job.plan.get("output_data") is not None:     # e.g. a decompression bomb
+                    data = job.plan["output_data"]
                 if p.get("enable_base64_output"):
-                    outputs.append(data_uri(data, ctype))
+                    outputs.append(data_uri(data, ctype) if self.base64_data_uri
+                                   else base64.b64encode(data).decode())
                     continue
                 key = self._store(data, ctype, f"{job.id[:8]}_{i}.png")
                 if job.plan.get("result_404"):
                     with self.lock:
                         self.files.pop(key, None)
                 outputs.append(f"{self.base_url}/files/{key}")
-            job.outputs, job.nsfw = outputs, flags
+            job.outputs, job.nsfw = outputs, [] if nsfw is None else flags
             with self.lock:
                 job.billed = {"request_id": job.id, "endpoint": MODEL, "outputs": n,
                               "usd": round(n * PRICE_PER_IMAGE, 6)}
