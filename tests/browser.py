@@ -20,13 +20,11 @@ served by the same host with `main.py --front-end-root`: see FRONTENDS and front
 import contextlib
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from comfy_host import ROOT, ComfyServer, comfy_dir
+from comfy_host import ROOT, ComfyServer
 
 CHROMIUM = os.environ.get("FLUXFILL_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FLUXFILL_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -80,43 +78,11 @@ def frontend_root(version: str) -> Path | None:
     return root
 
 
-class FrontendServer(ComfyServer):
-    """A ComfyServer that serves another frontend build (`main.py --front-end-root DIR`)."""
-
-    def __init__(self, base: Path, front_end_root: Path | None = None, **kw):
-        super().__init__(base, **kw)
-        self.front_end_root = front_end_root
-
-    def start(self, timeout: float = 180.0):
-        if self.front_end_root is None:
-            return super().start(timeout)
-        # ComfyServer.start with one more argument (it takes no extra arguments)
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(self.base), "--disable-auto-launch",
-               "--database-url", f"sqlite:///{self.base}/comfyui.db",
-               "--front-end-root", str(self.front_end_root)]
-        import requests
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=comfy_dir(), env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/system_stats", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"ComfyUI did not answer within {timeout}s:\n{self.log_tail()}")
-
-
-def frontend_server(base: Path, frontend: str, env: dict | None = None) -> FrontendServer:
+def frontend_server(base: Path, frontend: str, env: dict | None = None) -> ComfyServer:
     """A started server of the host under test, serving `frontend` (PINNED or a version)."""
-    return FrontendServer(base, front_end_root=frontend_root(frontend), env=env).start()
+    root = frontend_root(frontend)
+    args = [] if root is None else ["--front-end-root", str(root)]
+    return ComfyServer(base, env=env, args=args).start()
 
 
 def shot_name(name: str, frontend: str) -> str:
@@ -274,7 +240,8 @@ class ComfyPage:
         return self.js("return Object.keys(LiteGraph.registered_node_types)")
 
     def graph_nodes(self) -> list[dict]:
-        return self.js("return (app.graph.nodes || app.graph._nodes).map(n => ({id: n.id, type: n.type, title: n.title}))")
+        return self.js("return (app.graph.nodes || app.graph._nodes)"
+                       ".map(n => ({id: n.id, type: n.type, title: n.title}))")
 
     def load_workflow(self, workflow: dict):
         """Load a UI-format (LiteGraph) workflow the way File > Open does."""
@@ -456,7 +423,8 @@ class ComfyPage:
         self.js("""const n = app.graph.getNodeById(arguments[0]), c = document.querySelector('canvas#graph-canvas');
             const r = c.getBoundingClientRect(), ds = app.canvas.ds, s = arguments[3];
             ds.scale = s;
-            ds.offset = [(arguments[1] - r.left) / s - n.pos[0], (arguments[2] - r.top) / s - n.pos[1] + LiteGraph.NODE_TITLE_HEIGHT];
+            ds.offset = [(arguments[1] - r.left) / s - n.pos[0],
+                         (arguments[2] - r.top) / s - n.pos[1] + LiteGraph.NODE_TITLE_HEIGHT];
             app.canvas.setDirty(true, true);""", node_id, at[0], at[1], scale)
         time.sleep(0.5)
         return self.node_rect(node_id)

@@ -47,11 +47,14 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    """`python main.py` of the host under test, on 127.0.0.1 and a free port."""
+    """`python main.py` of the host under test, on 127.0.0.1 and a free port; `args` are more
+    command-line arguments for main.py (e.g. ["--front-end-root", DIR])."""
 
-    def __init__(self, base: Path, env: dict | None = None, port: int | None = None):
+    def __init__(self, base: Path, env: dict | None = None, port: int | None = None,
+                 args: list[str] | None = None):
         self.base = Path(base)
         self.env = dict(env or {})
+        self.args = [str(a) for a in args or []]
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / f"server-{self.port}.log"
@@ -62,7 +65,7 @@ class ComfyServer:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(self.base), "--disable-auto-launch",
-               "--database-url", f"sqlite:///{self.base}/comfyui.db"]
+               "--database-url", f"sqlite:///{self.base}/comfyui.db", *self.args]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=comfy_dir(), env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,6 +1,7 @@
-"""FluxFill's web extension (web/fluxfill.js) in the real frontend, headless Chromium: the host's
-pinned frontend (1.32.9 on v0.3.75, 1.47.12 on 0.30.0) and every newer build scripts/hosts.sh
-lists (1.58.1), served by the same host with --front-end-root.
+"""FluxFill's web extension (web/fluxfill.js and its modules, web/fluxfill/*.js) in the real
+frontend, headless Chromium: the host's pinned frontend (1.32.9 on v0.3.75, 1.47.12 on 0.30.0)
+and every newer build scripts/hosts.sh lists (1.58.1), served by the same host with
+--front-end-root.
 
 One server per frontend (module-scoped, parametrized: pytest runs every test on one frontend,
 then on the next), with the fal/WaveSpeed emulators: FAL_KEY is set in its environment, the
@@ -93,8 +94,20 @@ def provider_title(table, provider) -> str:
 
 
 # ---------------------------------------------------------------- loads, search, price
+WEB_FILES = sorted((ROOT / "web").rglob("*.js"))
+ENTRY = ROOT / "web" / "fluxfill.js"
+
+
+def _extension_url(server, path) -> str | None:
+    """The URL the frontend imports web/<path> from (the host lists every .js under web/)."""
+    tail = "/ComfyUI-FluxFill/" + path.relative_to(ROOT / "web").as_posix()
+    return next((u for u in server.get("/extensions").json() if u.endswith(tail)), None)
+
+
 def test_extension_loads_without_console_errors(page, server):
-    assert "/extensions/ComfyUI-FluxFill/fluxfill.js" in server.get("/extensions").json()
+    # the frontend imports each of them as an extension (see test_only_the_entry_file_has_side_effects)
+    unlisted = [str(p.relative_to(ROOT)) for p in WEB_FILES if _extension_url(server, p) is None]
+    assert not unlisted, f"not in GET /extensions: {unlisted}"
     assert page.js("return (app.extensions || []).some(e => e.name === 'FluxFill.Hosted')")
     assert {"FalFill", "WaveSpeedFill", "MaskPrep", "PasteBack"} <= set(page.node_types())
     assert_no_console_errors(page)
@@ -215,7 +228,8 @@ def check_node_look(page, table, node_id, node, endpoint, name) -> list[dict]:
     bx, by, bw, bh = geo["box"]
     tx, ty, tw, th = geo["text"]
     assert geo["shown"] and bh > 0, geo
-    assert ty >= by - 0.5 and ty + th <= by + bh + 0.5, f"{name}: the panel's text ({th:.0f} px) is cut off by its box ({bh:.0f} px): {geo}"
+    assert ty >= by - 0.5 and ty + th <= by + bh + 0.5, \
+        f"{name}: the panel's text ({th:.0f} px) is cut off by its box ({bh:.0f} px): {geo}"
     assert by + bh <= rect[1] + rect[3] + 0.5, f"{name}: the panel reaches below the node: {geo} {rect}"
     assert len(geo["lines"]) >= 3, geo                      # price, size, key (+ unused widgets)
 
@@ -280,7 +294,8 @@ def test_hosted_nodes_show_all_panel_text_no_holes_and_what_defaults_mean(page, 
     assert (prompt["guidance"], prompt["strength"], prompt["output_format"], prompt["steps"]) == (-1, -1, "default", 12)
 
     # a narrow node: lines wrap, the panel grows with them
-    page.js("const n = app.graph.getNodeById(arguments[0]); n.setSize([300, n.size[1]]); app.canvas.setDirty(true, true);", fal)
+    page.js("const n = app.graph.getNodeById(arguments[0]); n.setSize([300, n.size[1]]);"
+            " app.canvas.setDirty(true, true);", fal)
     time.sleep(0.5)
     check_node_look(page, table, fal, "FalFill", FAL_ENDPOINTS[0], shot(page, "fal-node-narrow"))
 
@@ -404,11 +419,28 @@ def _code_only(js: str) -> str:
     return "\n".join(re.sub(r"(^|\s)//.*$", "", line) for line in js.splitlines())
 
 
+def test_only_the_entry_file_has_side_effects():
+    """The frontend imports every web/**/*.js as an extension: only web/fluxfill.js may do
+    anything when imported (fetch the table, register the extension); the other modules' top
+    level only imports, declares and exports."""
+    declaration = re.compile(r"(import|export|const|let|function|async function|function\*)\b|[}\])]")
+    for path in WEB_FILES:
+        code = _code_only(path.read_text())
+        if path == ENTRY:
+            assert code.count("registerExtension(") == 1
+            continue
+        assert "registerExtension" not in code, path.name
+        top_level = [line for line in code.splitlines() if line.strip() and not line[0].isspace()]
+        statements = [line for line in top_level if not declaration.match(line)]
+        assert not statements, f"{path.relative_to(ROOT)} runs code when imported: {statements}"
+
+
 def test_extension_declares_no_endpoint_facts_and_does_not_poll(table):
-    code = _code_only((ROOT / "web" / "fluxfill.js").read_text())
+    code = "\n".join(_code_only(path.read_text()) for path in WEB_FILES)
     assert "setInterval" not in code
     facts = set(table["endpoints"]) | {ep["title"] for ep in table["endpoints"].values()} \
-        | {ep["node"] for ep in table["endpoints"].values()} | {"fal.ai", "WaveSpeedAI", "FAL_KEY", "WAVESPEED_API_KEY"} \
+        | {ep["node"] for ep in table["endpoints"].values()} \
+        | {"fal.ai", "WaveSpeedAI", "FAL_KEY", "WAVESPEED_API_KEY"} \
         | {p.get("title", "") for p in (table.get("providers") or {}).values()} - {""}
     for widgets in table["widgets"].values():
         facts |= {f"'{w}'" for w in widgets} | {f'"{w}"' for w in widgets if w not in ("endpoint", "image_size")}
@@ -420,7 +452,7 @@ def test_extension_declares_no_endpoint_facts_and_does_not_poll(table):
 def test_input_specs_are_read_in_both_object_info_shapes(page, server):
     """V1 combos are ([options], {...}), the V3 schema's ("COMBO", {"options": [...]}): the same
     spec either way (the module as the frontend loaded it: same URL, so not evaluated twice)."""
-    url = next(u for u in server.get("/extensions").json() if u.endswith("/ComfyUI-FluxFill/fluxfill.js"))
+    url = _extension_url(server, ROOT / "web" / "fluxfill" / "route.js")
     got = page.js_async("""const m = await import(arguments[0]);
         return [m.readSpec([['png', 'jpeg', 'default'], {default: 'png', tooltip: 't'}]),
                 m.readSpec(['COMBO', {options: ['png', 'jpeg', 'default'], default: 'png', tooltip: 't'}]),
@@ -445,9 +477,11 @@ def test_updates_follow_loads_and_edits_without_polling(page):
     assert unused(page, fal) == UNUSED["fal-ai/flux-pro/v1/fill"]
     # a value changed behind the frontend's back (no callback, no event) is not picked up:
     # nothing polls; the next event (here the user's next edit) brings the node up to date
-    page.js("app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'endpoint').value = 'fal-ai/flux-lora-fill'", fal)
+    page.js("app.graph.getNodeById(arguments[0]).widgets.find(w => w.name === 'endpoint').value"
+            " = 'fal-ai/flux-lora-fill'", fal)
     time.sleep(1.6)
-    assert page.js("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint", fal) == "fal-ai/flux-pro/v1/fill"
+    shown = page.js("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint", fal)
+    assert shown == "fal-ai/flux-pro/v1/fill"
     page.set_widget(fal, "num_images", 2)
     page.wait_for("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint === 'fal-ai/flux-lora-fill'",
                   5, "the update after the edit", fal)
@@ -457,7 +491,8 @@ def test_updates_follow_loads_and_edits_without_polling(page):
     page.js("""const n = app.graph.getNodeById(arguments[0]);
         n.widgets.find(w => w.name === 'endpoint').value = 'fal-ai/flux-general/inpainting';
         app.graph.getNodeById(arguments[1]).connect(0, n, 0);""", fal, pat)
-    page.wait_for("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint === 'fal-ai/flux-general/inpainting'",
+    page.wait_for("return app.graph.getNodeById(arguments[0]).fluxfill.el.dataset.endpoint"
+                  " === 'fal-ai/flux-general/inpainting'",
                   5, "the update after connecting", fal)
     assert_no_console_errors(page)
 
@@ -487,7 +522,8 @@ def test_key_settings_entry_is_write_only(page, server):
     assert server.get("/fluxfill/keys").json() == {"fal": True, "wavespeed": True}
     assert json.loads((server.base / "user" / "fluxfill" / "keys.json").read_text()) == {"wavespeed": WS_SECRET}
     page.close_dialogs()
-    page.wait_for("return /WaveSpeedAI key: configured/.test(app.graph.getNodeById(arguments[0]).fluxfill.el.innerText)",
+    page.wait_for("return /WaveSpeedAI key: configured/"
+                  ".test(app.graph.getNodeById(arguments[0]).fluxfill.el.innerText)",
                   5, "the node to show the key as configured", ws)
 
     # the key is nowhere the frontend keeps or sees things
@@ -634,7 +670,8 @@ def test_shipped_workflow_loads_round_trips_and_exports_its_api_twin(page, serve
     assert got["links"] == want["links"], name
     assert got["nodes"] == want["nodes"], {k: (got["nodes"].get(k), v) for k, v in want["nodes"].items()
                                            if got["nodes"].get(k) != v}
-    page.wait_for(f"return (app.graph.nodes || app.graph._nodes).length === {len(ui['nodes'])}", 10, "the reopened graph")
+    page.wait_for(f"return (app.graph.nodes || app.graph._nodes).length === {len(ui['nodes'])}", 10,
+                  "the reopened graph")
     assert _api_of(page.js_async("return (await app.graphToPrompt()).output;")) == _api_of(api), name
     print("screenshot:", page.screenshot(shot(page, f"workflow-{name}")))
     assert_no_console_errors(page)
