@@ -105,7 +105,7 @@ def test_empty_key_removes_it(server):
     ({"node": "FalFill", "endpoint": "fal-ai/flux-lora/inpainting", "width": 1024, "height": 1024,
       "num_images": 2, "batch": 3}, 0.21),
     ({"node": "FalFill", "endpoint": "fal-ai/flux-pro/v1/fill", "width": 1500, "height": 1500}, 0.15),
-    ({"node": "FalFill", "endpoint": "fal-ai/flux-general/inpainting", "width": 512, "height": 512}, 0.075),  # rounded up to 1 MP
+    ({"node": "FalFill", "endpoint": "fal-ai/flux-general/inpainting", "width": 512, "height": 512}, 0.075),
     ({"node": "FalFill", "endpoint": "fal-ai/flux-lora-fill", "width": 1024, "height": 1024}, None),
     ({"node": "WaveSpeedFill", "width": 768, "height": 768, "num_images": 4, "batch": 2}, 0.28),
 ])
