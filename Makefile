@@ -24,3 +24,4 @@ bench: setup
 	.hosts/$(HOST).venv/bin/python bench/bench_mask.py
 	FLUXFILL_COMFYUI=$(CURDIR)/.hosts/$(HOST) .hosts/$(HOST).venv/bin/python bench/bench_local.py
 	.hosts/$(HOST).venv/bin/python bench/bench_hosted.py
+	FLUXFILL_COMFYUI=$(CURDIR)/.hosts/$(HOST) .hosts/$(HOST).venv/bin/python bench/bench_batch.py

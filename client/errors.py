@@ -1,6 +1,7 @@
 """How the runner fails: a message for the user (no traceback) and the exit status."""
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 124, 130
+EXIT_OVER_BUDGET = 3        # --max-usd: the batch's estimate is above it (nothing was sent)
 
 
 class RunnerError(Exception):
@@ -10,3 +11,7 @@ class RunnerError(Exception):
         super().__init__(message)
         self.code = code
         self.saved = list(saved)      # outputs downloaded before the failure was known
+
+
+class Unreachable(RunnerError):
+    """The server did not answer (connection refused or reset, or no answer in time)."""

@@ -14,12 +14,13 @@ import struct
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from .errors import EXIT_INTERRUPTED, EXIT_TIMEOUT, RunnerError
+from .errors import EXIT_INTERRUPTED, EXIT_TIMEOUT, RunnerError, Unreachable
+from .progress import Progress
 
 HTTP_TIMEOUT = 30.0          # seconds for each ordinary HTTP call
 DOWNLOAD_TIMEOUT = 120.0     # seconds for each output download
@@ -41,31 +42,48 @@ class Client:
         self.prompt_id: str | None = None      # set once /prompt accepted ours
         self.closed = False                     # tells a polling thread to stop
         self.skipped = ""                       # node errors of outputs /prompt left out
+        self.verbose = True                     # print what /prompt left out (batch mode: no)
 
     def _call(self, method: str, path: str, timeout=None, **kw) -> requests.Response:
         try:
             return self.session.request(method, self.server + path, timeout=timeout or self.timeout, **kw)
         except requests.ConnectionError as e:
-            raise RunnerError(f"cannot reach ComfyUI at {self.server} ({e.__class__.__name__}); "
+            raise Unreachable(f"cannot reach ComfyUI at {self.server} ({e.__class__.__name__}); "
                               "is it running? pass --server URL") from None
         except requests.Timeout:
-            raise RunnerError(f"ComfyUI at {self.server} did not answer {method} {path} "
+            raise Unreachable(f"ComfyUI at {self.server} did not answer {method} {path} "
                               f"within {timeout or self.timeout:.0f}s") from None
+
+    def has_node(self, class_type: str) -> bool:
+        r = self._call("GET", f"/object_info/{class_type}")
+        return r.status_code == 200 and class_type in (r.json() or {})
 
     def check(self):
         r = self._call("GET", "/system_stats")
         if r.status_code != 200:
             raise RunnerError(f"{self.server} does not look like ComfyUI (/system_stats: {r.status_code})")
 
-    def upload_image(self, path: Path) -> str:
-        """Upload to input/; returns the value for a LoadImage `image` input."""
+    def upload_image(self, path: Path, *, name: str | None = None, subfolder: str = "",
+                     overwrite: bool = False) -> str:
+        """Upload to input/[subfolder/] (as `name`, default the file's); returns the value for
+        a LoadImage `image` input."""
         with open(path, "rb") as f:
-            r = self._call("POST", "/upload/image", files={"image": (path.name, f)},
-                           data={"type": "input", "overwrite": "false"})
+            r = self._call("POST", "/upload/image", files={"image": (name or path.name, f)},
+                           data={"type": "input", "overwrite": "true" if overwrite else "false",
+                                 "subfolder": subfolder}, timeout=DOWNLOAD_TIMEOUT)
         if r.status_code != 200:
             raise RunnerError(f"uploading {path} failed: HTTP {r.status_code} {r.text[:300]}")
         ans = r.json()
         return f"{ans['subfolder']}/{ans['name']}" if ans.get("subfolder") else ans["name"]
+
+    def queue_state(self, timeout: float | None = None) -> tuple[list[str], list[str]]:
+        """(running, pending) prompt ids of the server's queue, every client's."""
+        r = self._call("GET", "/queue", timeout=timeout)
+        if r.status_code != 200:
+            raise RunnerError(f"{self.server}/queue answered HTTP {r.status_code}")
+        q = r.json()
+        return ([item[1] for item in q.get("queue_running", [])],
+                [item[1] for item in q.get("queue_pending", [])])
 
     def queue(self, prompt: dict) -> dict:
         r = self._call("POST", "/prompt", json={"prompt": prompt, "client_id": self.client_id})
@@ -78,11 +96,12 @@ class Client:
         self.prompt_id = ans["prompt_id"]
         if ans.get("node_errors"):   # 200 all the same: the outputs that validated were queued
             self.skipped = format_prompt_error({"node_errors": ans["node_errors"]}, prompt)
-            print("validation left some outputs out (the rest runs):\n" + self.skipped, file=sys.stderr)
+            if self.verbose:
+                print("validation left some outputs out (the rest runs):\n" + self.skipped, file=sys.stderr)
         return ans
 
-    def history(self, prompt_id: str) -> dict | None:
-        r = self._call("GET", f"/history/{prompt_id}")
+    def history(self, prompt_id: str, timeout: float | None = None) -> dict | None:
+        r = self._call("GET", f"/history/{prompt_id}", timeout=timeout)
         return r.json().get(prompt_id) if r.status_code == 200 else None
 
     def interrupt(self, prompt_id: str | None):
@@ -94,16 +113,23 @@ class Client:
         except RunnerError as e:
             print(f"could not interrupt: {e}", file=sys.stderr)
 
-    def download(self, item: dict, out_dir: Path) -> Path:
+    def download(self, item: dict, out_dir: Path, name: str | None = None) -> Path:
+        """GET /view of one output into out_dir (as `name`, default the server's file name;
+        never overwriting: a _1, _2 ... suffix is added)."""
         params = {"filename": item["filename"], "subfolder": item.get("subfolder", ""),
                   "type": item.get("type", "output")}
         r = self._call("GET", "/view", params=params, timeout=DOWNLOAD_TIMEOUT, stream=True)
         if r.status_code != 200:
             raise RunnerError(f"downloading {params} failed: HTTP {r.status_code}")
-        dest = unique_path(out_dir / Path(item["filename"]).name)
-        with open(dest, "wb") as f:
-            for chunk in r.iter_content(1 << 16):
-                f.write(chunk)
+        dest = unique_path(out_dir / (name or Path(item["filename"]).name))
+        part = dest.with_name(dest.name + ".part")     # a broken download leaves no half file
+        try:
+            with open(part, "wb") as f:
+                for chunk in r.iter_content(1 << 16):
+                    f.write(chunk)
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
         return dest
 
 
@@ -144,71 +170,7 @@ def output_items(history: dict) -> list[dict]:
     return items
 
 
-# ---------------------------------------------------------------- progress
-
-@dataclass
-class Progress:
-    """Renders websocket events as a one-line bar on stderr (a line per node when not a tty)."""
-    prompt: dict
-    stream: object = sys.stderr
-    node: str | None = None
-    value: int = 0
-    max: int = 0
-    text: str = ""
-    done_nodes: set = field(default_factory=set)
-
-    def label(self, nid) -> str:
-        n = self.prompt.get(str(nid), {})
-        title = (n.get("_meta") or {}).get("title") or n.get("class_type", "?")
-        return f"#{nid} {title}"
-
-    def _tty(self) -> bool:
-        return getattr(self.stream, "isatty", lambda: False)()
-
-    def draw(self, final: bool = False):
-        total = len(self.prompt)
-        head = f"[{len(self.done_nodes)}/{total} nodes] {self.label(self.node) if self.node else ''}"
-        bar = ""
-        if self.max:
-            filled = int(20 * self.value / self.max)
-            bar = f" |{'#' * filled}{'.' * (20 - filled)}| {self.value}/{self.max}"
-        line = (head + bar + (f"  {self.text}" if self.text else ""))[:160]
-        if self._tty():
-            self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
-        elif final or not self.max or self.value in (0, self.max):
-            self.stream.write(line + "\n")          # logs: no flood of \r updates
-        self.stream.flush()
-
-    def executing(self, nid):
-        if self.node is not None:
-            self.done_nodes.add(self.node)
-        self.node, self.value, self.max, self.text = nid, 0, 0, ""
-        if nid is not None:
-            self.draw()
-
-    def cached(self, nodes):
-        self.done_nodes.update(nodes)
-
-    def step(self, nid, value, maximum):
-        if nid is not None and nid != self.node:
-            self.executing(nid)
-        self.value, self.max = int(value), int(maximum)
-        self.draw()
-
-    def progress_text(self, nid, text):
-        self.text = text.strip().splitlines()[-1] if text.strip() else ""
-        if self._tty():
-            self.draw()
-
-    def finish(self):
-        if self.node is not None:
-            self.done_nodes.add(self.node)
-        self.node, self.max, self.text = None, 0, ""
-        if self._tty():
-            self.stream.write("\r\x1b[K")
-        self.stream.write(f"[{len(self.done_nodes)}/{len(self.prompt)} nodes] done\n")
-        self.stream.flush()
-
+# ---------------------------------------------------------------- websocket frames
 
 def parse_binary(data: bytes):
     """(node_id, text) for a progress-text frame; None for previews and anything else."""
@@ -267,12 +229,12 @@ def _poll(client: Client, pid: str) -> Outcome:
     while not client.closed:
         h = client.history(pid)
         if h and h.get("status", {}).get("completed") is not None:
-            return _outcome_from_history(h)
+            return outcome_from_history(h)
         time.sleep(0.25)
     raise asyncio.CancelledError()
 
 
-def _outcome_from_history(h: dict) -> Outcome:
+def outcome_from_history(h: dict) -> Outcome:
     for kind, data in h.get("status", {}).get("messages", []):
         if kind == "execution_error":
             return Outcome("error", data)
@@ -315,17 +277,19 @@ def run(workflow: dict, server: str, out_dir, timeout: float | None = None,
     try:
         outcome = asyncio.run(main())
     except (asyncio.TimeoutError, TimeoutError):
+        progress.close()
         client.interrupt(client.prompt_id)
         raise RunnerError(f"timed out after {timeout:.0f}s (--timeout); the prompt was interrupted",
                           EXIT_TIMEOUT) from None
     except KeyboardInterrupt:
+        progress.close()
         stream.write("\ninterrupted: stopping the prompt on the server\n")
         client.interrupt(client.prompt_id)
         raise RunnerError("interrupted by the user", EXIT_INTERRUPTED) from None
     if outcome.status == "success":
         progress.finish()
     else:
-        stream.write("\n")
+        progress.close()
     pid = client.prompt_id
     if outcome.status == "error":
         raise RunnerError(format_execution_error(outcome.error or {}, workflow))

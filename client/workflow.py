@@ -66,12 +66,24 @@ def apply_set(prompt: dict, spec: str) -> tuple[str, str]:
     if not sep or not dot or not node_ref or not name:
         raise RunnerError(f"--set {spec!r}: expected NODE.INPUT=VALUE, e.g. --set 6.text=\"a red door\" "
                           "or --set KSampler.steps=20", EXIT_USAGE)
-    nid = resolve_node(prompt, node_ref)
+    return set_input(prompt, target, parse_value(value), f"--set {spec!r}")
+
+
+def set_input(prompt: dict, target: str, value, what: str | None = None) -> tuple[str, str]:
+    """Set `NODE.INPUT` (NODE as in resolve_node) to an already-parsed value; (node id, input)."""
+    what = what or repr(target)
+    node_ref, dot, name = target.rpartition(".")
+    if not dot or not node_ref or not name:
+        raise RunnerError(f"{what}: expected NODE.INPUT, e.g. KSampler.steps", EXIT_USAGE)
+    try:
+        nid = resolve_node(prompt, node_ref)
+    except RunnerError as e:
+        raise RunnerError(f"{what}: {e}", EXIT_USAGE) from None
     inputs = prompt[nid]["inputs"]
     if name not in inputs:
-        raise RunnerError(f"--set {spec!r}: node {nid} ({prompt[nid]['class_type']}) has no input "
+        raise RunnerError(f"{what}: node {nid} ({prompt[nid]['class_type']}) has no input "
                           f"'{name}'; its inputs: {', '.join(inputs) or 'none'}", EXIT_USAGE)
-    inputs[name] = parse_value(value)
+    inputs[name] = value
     return nid, name
 
 
@@ -106,3 +118,21 @@ def image_target(prompt: dict, spec: str) -> tuple[str, Path]:
         raise RunnerError(f"--image {spec}: node {nid} ({prompt[nid]['class_type']}) has no 'image' input",
                           EXIT_USAGE)
     return nid, p
+
+
+def batch_target(prompt: dict, ref: str | None = None) -> str:
+    """The node whose `image` input each batch row's image goes to: REF (as resolve_node), or
+    the workflow's only LoadImage."""
+    if ref:
+        nid = resolve_node(prompt, ref)
+    else:
+        loaders = [nid for nid, n in prompt.items() if n["class_type"] == "LoadImage"]
+        if len(loaders) != 1:
+            raise RunnerError(f"--batch: the workflow has {len(loaders)} LoadImage nodes "
+                              f"({', '.join(loaders) or 'none'}); name the one for the batch images: "
+                              "--image NODE=", EXIT_USAGE)
+        nid = loaders[0]
+    if "image" not in prompt[nid]["inputs"]:
+        raise RunnerError(f"--batch: node {nid} ({prompt[nid]['class_type']}) has no 'image' input",
+                          EXIT_USAGE)
+    return nid
