@@ -3,7 +3,11 @@
 GET  /fluxfill/keys       → {"fal": bool, "wavespeed": bool}: configured or not, never the key
 POST /fluxfill/keys       {provider, key} → stores the key in <user dir>/fluxfill/keys.json
                           (write-only; an empty key removes it); answers the flags only
-POST /fluxfill/price      {node, endpoint, width, height, num_images, batch} → estimated cost
+POST /fluxfill/price      {node, endpoint, width, height, num_images, batch} → estimated cost,
+                          with today's spend and the daily limit (`spend`, as GET /fluxfill/limit)
+GET  /fluxfill/limit      → {limit_usd, source ("env" | "settings" | null), stored_usd, env_var,
+                          env_overrides, today_usd} (the daily spend limit; it may be shown)
+POST /fluxfill/limit      {limit_usd: number | null} → stores it in <user dir>/fluxfill/settings.json
 GET  /fluxfill/endpoints  → every hosted endpoint: parameters, defaults, ranges, price,
                           which node widget sets which parameter, and the image_size presets
 
@@ -13,11 +17,14 @@ is the one place that calls it. Without a server (tests, scripts) it does nothin
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
-from ..core.hosted import endpoint_table, keys, pricing
+from ..core.hosted import endpoint_table, keys, pricing, spend
+from ..core.hosted.errors import HostedError
 from ..core.hosted.presentation import describe
 from . import fal_fill, wavespeed_fill
+from .node_errors import relative_to_comfyui
 
 log = logging.getLogger("fluxfill.hosted")
 MAX_KEY_LENGTH = 1024
@@ -29,6 +36,10 @@ REGISTERED = False
 def _user_dir():
     import folder_paths
     return folder_paths.get_user_directory()
+
+
+def _state_dir():
+    return os.path.join(_user_dir(), "fluxfill")
 
 
 def key_flags() -> dict:
@@ -76,7 +87,29 @@ def price(body) -> dict:
     one = pricing.estimate(endpoint, nums["width"], nums["height"], nums["num_images"])
     total = pricing.for_requests(one, nums["batch"])
     return {"node": node, "endpoint": endpoint, "usd": total.usd, "basis": total.basis, "text": total.text(),
-            "per_request_usd": one.usd, "source": pricing.price_text(endpoint)}
+            "per_request_usd": one.usd, "source": pricing.price_text(endpoint), "spend": limit_info()}
+
+
+def limit_info() -> dict:
+    """The daily spend limit and today's spend; an invalid limit is answered as `error`."""
+    out = {"env_var": spend.ENV_VAR, "limit_usd": None, "source": None, "stored_usd": None,
+           "env_overrides": False}
+    try:
+        limit = spend.daily_limit(_user_dir())
+        out.update(limit_usd=limit.usd, source=limit.source, stored_usd=limit.stored_usd,
+                   env_overrides=limit.source == "env")
+    except HostedError as e:
+        out["error"] = relative_to_comfyui(str(e))
+    out["today_usd"] = spend.spent_today(_state_dir())
+    return out
+
+
+def store_limit(body) -> dict:
+    if not isinstance(body, dict) or "limit_usd" not in body:
+        raise ValueError("expected a JSON object {limit_usd: number of US dollars, or null for no limit}")
+    spend.save_limit(_user_dir(), body["limit_usd"])      # HostedValidationError is a ValueError
+    log.info("FluxFill: daily spend limit %s", "removed" if body["limit_usd"] in (None, "") else "stored")
+    return limit_info()
 
 
 def endpoint_info() -> dict:
@@ -134,6 +167,14 @@ def register() -> bool:
     @routes.post("/fluxfill/price")
     async def post_price(request):
         return answer(price, await body_of(request))
+
+    @routes.get("/fluxfill/limit")
+    async def get_limit(request):
+        return answer(limit_info)
+
+    @routes.post("/fluxfill/limit")
+    async def post_limit(request):
+        return answer(store_limit, await body_of(request))
 
     @routes.get("/fluxfill/endpoints")
     async def get_endpoints(request):

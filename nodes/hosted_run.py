@@ -20,7 +20,7 @@ from comfy_api.v0_0_2 import io
 
 from ..core import lora_list
 from ..core.fill_protocol import FillRequest, report_json
-from ..core.hosted import endpoint_table, keys, pricing
+from ..core.hosted import endpoint_table, keys, pricing, spend
 from ..core.hosted.endpoint_table import PROVIDER_TITLES
 from ..core.hosted.errors import HostedError, HostedValidationError, InvalidKeyFile, MissingKey, NSFWBlocked
 from ..core.hosted.params import output_size
@@ -94,21 +94,52 @@ def run_hosted(run: HostedRun, image, mask, prompt: str, seed: int, num_images: 
         requests.append(FillRequest(image=image[i], mask=masks[i], prompt=prompt, seed=seed,
                                     num_images=num_images, loras=loras, params=params, index=i))
     provider = make_provider(run)
-    try:
-        prepared = provider.prepare(requests[0])       # validates everything before any request
+    try:   # validates everything before any request; fill() reuses each request's PNGs
+        preps = [provider.prepare(request) for request in requests]
     except (HostedError, ValueError) as e:
         raise for_user(e, run.node) from None
+    prepared = preps[0]
     estimate = pricing.for_requests(prepared.estimate, count)
+    spend_report = check_spend(run, provider, preps)     # may refuse: nothing sent yet
     size = output_size(run.endpoint, prepared.params, prepared.size)
-    text = estimate_text(run.endpoint, estimate, count, num_images, size)
+    text = estimate_text(run.endpoint, estimate, count, num_images, size) + spend_text(spend_report)
     if ignored:
         text += "\nignored (not taken by this endpoint): " + "; ".join(ignored)
     results = run_requests(run.node, provider, requests, unique_id, run.max_concurrency, text)
     nsfw_check(run.node, results)
     report = build_report(provider.name, run.node, run.endpoint, results, estimate=estimate,
                           ignored=ignored, started=started, num_images=num_images,
-                          size=f"{size[0]}*{size[1]}", loras=lora_list.describe(loras))
+                          size=f"{size[0]}*{size[1]}", loras=lora_list.describe(loras), spend=spend_report)
     return io.NodeOutput(torch.cat([r.images for r in results], dim=0), report)
+
+
+def check_spend(run: HostedRun, provider, preps) -> dict:
+    """The daily spend limit (core/hosted/spend.py) before anything is sent: the requests that
+    are not cached or resumed, counted at their estimate (or their family's rate where the
+    endpoint publishes none), plus today's ledger spend, against the limit. The report's entry."""
+    try:
+        limit = spend.daily_limit(user_dir())
+    except HostedError as e:
+        raise for_user(e, run.node) from None
+    free = spend.free_requests(provider, preps)
+    counted = [pricing.counted_for(run.endpoint, p.params, p.size) for p, f in zip(preps, free) if not f]
+    usd = None if any(c.usd is None for c in counted) else round(sum(c.usd for c in counted), 6)
+    basis = f"{len(counted)} of {len(preps)} request(s) paid" + (f": {counted[0].basis} each" if counted else "")
+    this_run = pricing.PriceEstimate(usd, basis, estimated=any(c.estimated for c in counted))
+    spent = spend.spent_today(provider.state_dir)
+    settings = relative_to_comfyui(str(spend.settings_file(user_dir())))
+    spend.check(run.node, limit, spent, this_run, settings)
+    return {"today_usd": spent, "limit_usd": limit.usd, "limit_source": limit.source, "counted_usd": usd,
+            "counted_basis": basis, "estimated": this_run.estimated, "free_requests": sum(free)}
+
+
+def spend_text(report: dict) -> str:
+    counted = "" if report["counted_usd"] is None else f"; this run counts {spend.money(report['counted_usd'])}"
+    if report["estimated"]:
+        counted += ", estimated at the family rate"
+    if report["limit_usd"] is None:
+        return f"\n(no published price{counted})" if report["estimated"] else ""
+    return f"\ntoday: {spend.money(report['today_usd'])} of {spend.money(report['limit_usd'])} limit{counted}"
 
 
 def nsfw_check(node: str, results) -> None:

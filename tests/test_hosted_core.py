@@ -278,3 +278,63 @@ def test_poll_schedule_tightens_at_the_expected_end():
     assert s.next_delay(0, 9.9, 10.0) == 0.025                    # overdue: poll often...
     assert s.next_delay(0, 9.0, 10.0) == 0.1                      # ...but not forever
     assert s.next_delay(100, 30.0, 10.0) == 1.0                   # far away: the schedule
+
+
+# ---------------------------------------------------------------- the daily spend limit
+def test_limit_env_wins_and_bad_values_name_their_source(tmp_path):
+    from fluxfill.core.hosted import spend
+    assert spend.daily_limit(tmp_path, env={}) == spend.Limit(None, None, None)
+    spend.save_limit(tmp_path, 2.5)
+    assert spend.daily_limit(tmp_path, env={}) == spend.Limit(2.5, "settings", 2.5)
+    assert spend.daily_limit(tmp_path, env={spend.ENV_VAR: " 0.5 "}) == spend.Limit(0.5, "env", 2.5)
+    assert spend.daily_limit(tmp_path, env={spend.ENV_VAR: ""}).source == "settings"
+    for bad in ("five", "-1", "nan", "inf"):
+        with pytest.raises(HostedValidationError, match=spend.ENV_VAR):
+            spend.daily_limit(tmp_path, env={spend.ENV_VAR: bad})
+    spend.settings_file(tmp_path).write_text('{"daily_limit_usd": "lots"}')
+    with pytest.raises(HostedValidationError, match="settings.json"):
+        spend.daily_limit(tmp_path, env={})
+    spend.save_limit(tmp_path, None)
+    assert json.loads(spend.settings_file(tmp_path).read_text()) == {}
+
+
+def test_spent_today_counts_todays_costs_and_estimates(tmp_path):
+    import time
+
+    from fluxfill.core.hosted import spend
+    ledger = Ledger(tmp_path)
+    ledger.append(provider="fal", endpoint="fal-ai/flux-pro/v1/fill", request_id="a", cost_usd=0.05,
+                  images=1, input_hash="h")
+    ledger.append(provider="fal", endpoint="fal-ai/flux-lora-fill", request_id="b", cost_usd=None,
+                  images=1, input_hash="h", estimate_usd=0.02)
+    ledger.append(provider="fal", endpoint="fal-ai/flux-lora-fill", request_id="c", cost_usd=None,
+                  images=2, input_hash="h")                 # older line: 1 MP per image at $0.035
+    with open(ledger.path, "a") as fh:                      # yesterday's spend is not today's
+        fh.write(json.dumps({"ts": time.time() - 86400 * 2, "cost_usd": 9.0}) + "\n")
+    assert spend.spent_today(tmp_path) == pytest.approx(0.05 + 0.02 + 0.07)
+
+
+def test_unpublished_prices_count_at_a_published_family_rate():
+    from fluxfill.core.hosted import endpoint_table, pricing
+    for endpoint_id, endpoint in endpoint_table.ENDPOINTS.items():
+        if endpoint.price.kind is None:
+            family = endpoint_table.get(endpoint.price.estimate_from)
+            assert family.price.kind is not None and family.provider == endpoint.provider
+            assert pricing.estimate(endpoint_id, 1024, 1024).usd is None     # the display is unchanged
+            counted = pricing.counted_actual(endpoint_id, [(1024, 1024)])
+            assert counted.usd == family.price.usd and counted.estimated and "family rate" in counted.basis
+
+
+def test_the_check_refuses_only_what_crosses_the_limit():
+    from fluxfill.core.hosted import pricing, spend
+    from fluxfill.core.hosted.errors import SpendLimitExceeded
+    limit = spend.Limit(1.0, "settings", 1.0)
+    spend.check("FalFill", limit, 0.5, pricing.PriceEstimate(0.5, "x"), "user/fluxfill/settings.json")
+    spend.check("FalFill", spend.Limit(None, None, None), 99, pricing.PriceEstimate(None, "x"), "s")
+    with pytest.raises(SpendLimitExceeded) as e:
+        spend.check("FalFill", limit, 0.5, pricing.PriceEstimate(0.51, "x"), "user/fluxfill/settings.json")
+    for text in ("$1.00", "$0.50", "$0.51", "Settings › FluxFill › Daily spend limit", spend.ENV_VAR):
+        assert text in str(e.value)
+    assert type(e.value).__module__ == "fluxfill"
+    with pytest.raises(SpendLimitExceeded, match="cannot be estimated"):
+        spend.check("FalFill", limit, 0.0, pricing.PriceEstimate(None, "x"), "s")

@@ -9,6 +9,7 @@ import logging
 import time
 from pathlib import Path
 
+from . import pricing
 from .errors import RemoteCancelled, SubmitUncertain
 from .journal import Journal, Ledger, ResultCache
 
@@ -106,9 +107,12 @@ class Bookkeeping:
         """Cache the outputs, add the ledger line, then journal "completed"; notes of failed writes."""
         rid = handle.request_id
         cache_err = self.safe(self.cache.put, "result cache", input_hash, files, meta)
+        # no published price: the ledger keeps the family-rate estimate the spend limit counts
+        unknown = {} if cost_usd is not None else {
+            "estimate_usd": pricing.counted_actual(self.endpoint, [tuple(s) for s in meta.get("sizes") or []]).usd}
         notes = [n for n in (cache_err, self.safe(
             self.ledger.append, "ledger", provider=self.provider, endpoint=self.endpoint,
-            request_id=rid, cost_usd=cost_usd, images=len(files), input_hash=input_hash)) if n]
+            request_id=rid, cost_usd=cost_usd, images=len(files), input_hash=input_hash, **unknown)) if n]
         if cache_err is None:
             # only once the outputs are on disk: "completed" means a re-run reads the cache;
             # without them the entry stays pending, so a re-run fetches the paid result again

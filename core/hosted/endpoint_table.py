@@ -91,6 +91,9 @@ class Price:
     kind: str | None      # "per_mp" | "per_mp_ceil" | "per_image" | None (unpublished)
     usd: float | None
     source: str
+    # unpublished: the endpoint of the same model family whose published rate the daily spend
+    # limit counts it at (an estimate, and said so wherever it is used)
+    estimate_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ _PROMPT_REQ = Rule(required=True)
 
 ENDPOINTS: dict[str, Endpoint] = {e.id: e for e in [
     Endpoint("fal-ai/flux-lora-fill", "fal", "FLUX.1 [dev] Fill with LoRAs",
-             Price(None, None, "not published on the endpoint page"), {
+             Price(None, None, "not published on the endpoint page",
+                   estimate_from="fal-ai/flux-lora/inpainting"), {
                  "prompt": Rule(note="optional (empty = plain fill)"),
                  "image_size": Rule(), "num_inference_steps": _STEPS, "seed": _FAL_SEED,
                  "loras": Rule([], note="scale: no published range"),

@@ -21,7 +21,9 @@ HostedError                      base class (``.request_id`` when a remote job e
 │                                header claims more pixels than the cap (decompression bomb);
 │                                the provider journals the paid request "refused" with its id
 ├─ ResultUnavailable             the result or an output URL is gone (404)
-└─ NSFWBlocked                   outputs flagged by the provider's safety checker
+├─ NSFWBlocked                   outputs flagged by the provider's safety checker
+└─ SpendLimitExceeded            the run's estimate would take today's spend over the daily
+                                 limit (FLUXFILL_DAILY_LIMIT_USD / settings.json); nothing sent
 """
 from __future__ import annotations
 
@@ -103,6 +105,10 @@ class NSFWBlocked(HostedError):
         self.result = result
 
 
+class SpendLimitExceeded(HostedError):
+    """Refused before anything was uploaded or submitted (core/hosted/spend.py)."""
+
+
 # ComfyUI shows an exception as "<module>.<class>: <message>" (UI, API runner, /history), and
 # it imports this pack under its file-system path: the type would read
 # "/…/custom_nodes/ComfyUI-FluxFill.core.hosted.errors.MissingKey". A short, stable module name
@@ -110,6 +116,6 @@ class NSFWBlocked(HostedError):
 PUBLIC_MODULE = "fluxfill"
 for _error_class in (HostedError, HostedValidationError, InsecureURL, MissingKey, InvalidKeyFile, AuthError,
                      RemoteRejected, RemoteFailed, RemoteCancelled, DeadlineExceeded, TransportError, SubmitUncertain,
-                     OutputRefused, ResultUnavailable, NSFWBlocked):
+                     OutputRefused, ResultUnavailable, NSFWBlocked, SpendLimitExceeded):
     _error_class.__module__ = PUBLIC_MODULE
 del _error_class

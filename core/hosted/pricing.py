@@ -5,7 +5,9 @@ Rules (from the providers' endpoint pages):
 - fal-ai/flux-pro/v1/fill       $0.05 per megapixel, rounded UP to whole megapixels, per image
 - fal-ai/flux-general/inpainting $0.075 per megapixel, rounded UP to whole megapixels, per
   image (fal's flux-general page: an estimate must never be below what fal bills)
-- fal-ai/flux-lora-fill         not published: estimate is None ("unknown")
+- fal-ai/flux-lora-fill         not published: estimate is None ("unknown"); the daily spend
+  limit counts it at its family's published rate (`Price.estimate_from`: flux-lora/inpainting,
+  the same FLUX.1 [dev] family) — `counted_for` / `counted_actual`, always said to be an estimate
 - wavespeed-ai/flux-fill-dev    $0.035 per image
 A megapixel is 1024×1024 pixels (fal quotes its per-MP prices "at 1024×1024"); this is an
 estimate, the provider's invoice is authoritative. fal bills successful outputs only.
@@ -26,6 +28,7 @@ class PriceEstimate:
     usd: float | None       # None: the provider publishes no price for this endpoint
     basis: str              # human text: "0.035 $/MP × 1.00 MP × 2 images"
     megapixels: float | None = None
+    estimated: bool = False  # counted at a family's rate: the endpoint publishes no price
 
     def text(self) -> str:
         return "price unknown (not published)" if self.usd is None else f"${self.usd:.4f} ({self.basis})"
@@ -36,7 +39,7 @@ def for_requests(one: PriceEstimate, count: int) -> PriceEstimate:
     if count == 1:
         return one
     usd = None if one.usd is None else round(one.usd * count, 6)
-    return PriceEstimate(usd, f"{one.basis} × {count} requests", one.megapixels)
+    return PriceEstimate(usd, f"{one.basis} × {count} requests", one.megapixels, one.estimated)
 
 
 def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> PriceEstimate:
@@ -79,3 +82,33 @@ def actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
 
 def price_text(endpoint_id: str) -> str:
     return endpoint_table.get(endpoint_id).price.source
+
+
+def family_of(endpoint_id: str) -> str | None:
+    """The endpoint whose published rate an unpublished one is counted at (None: published)."""
+    p = endpoint_table.get(endpoint_id).price
+    return None if p.kind is not None else p.estimate_from
+
+
+def _at_family_rate(endpoint_id: str, est: PriceEstimate) -> PriceEstimate:
+    family = family_of(endpoint_id)
+    return PriceEstimate(est.usd, f"estimated at the family rate of {family} "
+                         f"({price_text(family)}; {endpoint_id} publishes no price): {est.basis}",
+                         est.megapixels, estimated=True)
+
+
+def counted_for(endpoint_id: str, validated: dict, input_size: tuple[int, int]) -> PriceEstimate:
+    """What the daily spend limit counts for a request: its estimate, or for an endpoint without
+    a published price the estimate at its family's rate (`estimated` True). usd None only
+    for an unpublished endpoint without a family (none in the table)."""
+    family = family_of(endpoint_id)
+    if family is None:
+        return estimate_for(endpoint_id, validated, input_size)
+    w, h = output_size(endpoint_id, validated, input_size)
+    return _at_family_rate(endpoint_id, estimate(family, w, h, validated.get("num_images", 1)))
+
+
+def counted_actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
+    """`actual`, or at the family's rate for an endpoint without a published price."""
+    family = family_of(endpoint_id)
+    return actual(endpoint_id, sizes) if family is None else _at_family_rate(endpoint_id, actual(family, sizes))
