@@ -1,7 +1,7 @@
 """run.py --batch against two REAL ComfyUI servers (the host under test) and the fal emulator.
 
-Both servers share one user folder (their user/ is the same directory, as `--user-directory`
-gives), so they share the pack's journal, result cache and ledger. The emulator records every
+Both servers share one user folder (ComfyUI's `--user-directory`), so they share the pack's
+journal, result cache and ledger. The emulator records every
 submit and every billed job: "paid once" is counted, not assumed."""
 import csv
 import json
@@ -51,10 +51,10 @@ def servers(emus, shared_user, tmp_path_factory):
     found, errors = [], []
 
     def start(name):
-        base = tmp_path_factory.mktemp(f"batch_{name}")
-        (base / "user").symlink_to(shared_user, target_is_directory=True)
+        base = make_base_dir(tmp_path_factory.mktemp(f"batch_{name}"))
         try:
-            found.append((name, ComfyServer(make_base_dir(base), env=emulator_env(*emus)).start()))
+            found.append((name, ComfyServer(base, env=emulator_env(*emus),
+                                            args=["--user-directory", shared_user]).start()))
         except RuntimeError as e:
             errors.append(e)
 
@@ -254,7 +254,8 @@ def test_a_killed_runner_resumes_its_queued_prompts_instead_of_sending_them_agai
     a = servers[0]
     folder = image_folder(tmp_path / "shots", 6)
     out = tmp_path / "out"
-    args = ["--batch", folder, "--out", out, "--set", PRICED, "--set", "MaskPrep.target_mp=0", "--set", "FalFill.seed=5"]
+    args = ["--batch", folder, "--out", out, "--set", PRICED, "--set", "MaskPrep.target_mp=0",
+            "--set", "FalFill.seed=5"]
     n0, h0 = len(fal.requests), history_count(a)
     cmd = [sys.executable, "run.py", str(WORKFLOW), *map(str, args), "--server", a.url]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
