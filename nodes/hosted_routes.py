@@ -6,7 +6,7 @@ POST /fluxfill/keys       {provider, key} → stores the key in <user dir>/fluxf
 POST /fluxfill/price      {node, endpoint, width, height, num_images, batch} → estimated cost,
                           with today's spend and the daily limit (`spend`, as GET /fluxfill/limit)
 GET  /fluxfill/limit      → {limit_usd, source ("env" | "settings" | null), stored_usd, env_var,
-                          env_overrides, today_usd} (the daily spend limit; it may be shown)
+                          env_overrides, today_usd, text} (the daily spend limit; it may be shown)
 POST /fluxfill/limit      {limit_usd: number | null} → stores it in <user dir>/fluxfill/settings.json
 GET  /fluxfill/endpoints  → every hosted endpoint: parameters, defaults, ranges, price,
                           which node widget sets which parameter, and the image_size presets
@@ -101,6 +101,9 @@ def limit_info() -> dict:
     except HostedError as e:
         out["error"] = relative_to_comfyui(str(e))
     out["today_usd"] = spend.spent_today(_state_dir())
+    # the status panel's line (empty without a limit)
+    out["text"] = "" if out["limit_usd"] is None else \
+        f"today: {spend.money(out['today_usd'])} of {spend.money(out['limit_usd'])} limit"
     return out
 
 

@@ -7,9 +7,9 @@ One server per frontend (module-scoped, parametrized: pytest runs every test on 
 then on the next), with the fal/WaveSpeed emulators: FAL_KEY is set in its environment, the
 WaveSpeed key is not (the key test stores it through the settings form). Tests run in file order
 on each frontend. With FLUXFILL_SCREENSHOTS=DIR the named README screenshots (fal-node.png,
-hosted-node-price.png, node-search.png, settings-keys.png, progress-text.png,
-maskprep-pasteback.png) are written there on the pinned frontend, with a -VERSION suffix on the
-others; otherwise to a temporary folder. All node screenshots are taken at 100% zoom."""
+hosted-node-price.png, node-search.png, settings-keys.png, settings-limit.png,
+hosted-node-limit.png, progress-text.png, maskprep-pasteback.png) are written there on the pinned
+frontend, with a -VERSION suffix on the others; otherwise to a temporary folder. All node screenshots are taken at 100% zoom."""
 import json
 import re
 import time
@@ -540,6 +540,51 @@ def test_key_settings_entry_is_write_only(page, server):
         assert WS_SECRET not in text and FAL_KEY not in text
     assert not any(WS_SECRET in f.read_text(errors="replace") for f in (server.base / "user").rglob("*")
                    if f.is_file() and f.name != "keys.json")
+    assert_no_console_errors(page)
+
+
+def save_limit_in_settings(page, value: str, confirmation: str):
+    from selenium.webdriver.common.keys import Keys
+    page.open_settings("FluxFill")
+    form = page.wait_for("return document.querySelector('form.fluxfill-limit')", 10, "the FluxFill limit form")
+    field = form.find_element("css selector", "input[name=fluxfill-limit]")
+    page.js("arguments[0].value = ''", field)
+    if value:
+        field.send_keys(value)
+    field.send_keys(Keys.ENTER)                      # Enter submits, as the Save button does
+    page.wait_for("return document.querySelector('.fluxfill-limit-status').textContent.startsWith(arguments[0])",
+                  10, "the limit form to confirm", confirmation)
+    return form, field
+
+
+def test_daily_limit_setting_is_stored_and_shown_on_the_panel(page, server):
+    fresh_graph(page)
+    node = page.add_node("WaveSpeedFill", (20, 40))
+    wait_price(page, node)
+    assert "limit" not in status_text(page, node)
+    form, field = save_limit_in_settings(page, "5", "limit saved")
+    assert field.get_attribute("value") == "5"      # unlike a key, the limit is shown
+    settings = server.base / "user" / "fluxfill" / "settings.json"
+    assert json.loads(settings.read_text()) == {"daily_limit_usd": 5.0}
+    expected = server.get("/fluxfill/limit").json()["text"]
+    assert re.fullmatch(r"today: \$\d+\.\d+ of \$5\.00 limit", expected), expected
+    assert expected in form.find_element("css selector", ".fluxfill-limit-status").text
+    print("screenshot:", page.screenshot_crop(shot(page, "settings-limit"), page.js("""
+        const d = document.querySelector('form.fluxfill-limit').closest('[role=dialog]').getBoundingClientRect();
+        return [d.left, d.top, d.width, Math.min(d.height, 380)];""")))
+    page.close_dialogs()
+    page.wait_for("return app.graph.getNodeById(arguments[0]).fluxfill.el.innerText.includes(arguments[1])",
+                  5, "the panel's spend line", node, expected)
+    page.show_node(node)
+    geometry = panel_geometry(page, node)
+    assert geometry["shown"] and expected in geometry["lines"], geometry
+    print("screenshot:", page.screenshot_crop(shot(page, "hosted-node-limit"), page.node_rect(node)))
+    # removed again (empty = no limit): the line goes, later tests run without a limit
+    save_limit_in_settings(page, "", "limit removed")
+    assert json.loads(settings.read_text()) == {}
+    page.close_dialogs()
+    page.wait_for("return !app.graph.getNodeById(arguments[0]).fluxfill.el.innerText.includes('limit')",
+                  5, "the spend line to go", node)
     assert_no_console_errors(page)
 
 

@@ -1,7 +1,7 @@
 // FluxFill web extension: what a hosted node (FalFill, WaveSpeedFill) shows besides its widgets.
 // - a read-only status panel (a DOM widget, never serialized): the estimated price from
-//   POST /fluxfill/price, whether the provider's key is configured and which widgets the chosen
-//   endpoint does not take. Its height follows its text (measured), so every line is shown;
+//   POST /fluxfill/price, today's spend and the daily limit when one is set, whether the provider's
+//   key is configured and which widgets the chosen endpoint does not take. Its height follows its text (measured), so every line is shown;
 // - widgets the chosen endpoint does not take keep their values (saved in the workflow, sent in
 //   the API prompt, ignored by the backend) but are greyed with their label (canvas widgets:
 //   widget.disabled) or take no space (DOM text boxes, which the frontends hide when disabled:
@@ -14,13 +14,14 @@
 // No side effects: the entry file (web/fluxfill.js) calls these.
 import { app } from "../../../scripts/app.js";
 import {
-  configuredKeys, endpointOf, fetchKeyFlags, hasTable, postJSON, providerEnvVar, providerOf, providerTitle,
+  configuredKeys, endpointOf, fetchKeyFlags, fetchLimit, hasTable, noteSpend, postJSON, providerEnvVar, providerOf,
+  providerTitle, spendStatus,
 } from "./route.js";
 import { priceRequest, sentinelLabels, unusedWidgets, widgetMap } from "./widgets.js";
 
 const STATUS_WIDGET = "fluxfill_status";
 const LINE_HEIGHT = 15;           // px, the panel's CSS below (11px font, line-height 1.35)
-const PANEL_LINES = ["fluxfill-price", "fluxfill-size", "fluxfill-key", "fluxfill-unused"];
+const PANEL_LINES = ["fluxfill-price", "fluxfill-size", "fluxfill-spend", "fluxfill-key", "fluxfill-unused"];
 
 // ------------------------------------------------------------------------ graph helpers
 const isDomWidget = (widget) => typeof HTMLElement !== "undefined" && widget.element instanceof HTMLElement;
@@ -125,6 +126,14 @@ function showKeyLine(panel, provider) {
           configured ? "yes" : "no");
 }
 
+/** "today: $X of $Y limit" when a daily spend limit is set (the server's text), else nothing. */
+function showSpendLine(panel) {
+  const info = spendStatus();
+  if (!info) return;
+  const text = info.error ? `spend limit: ${info.error}` : info.text || "";
+  setLine(panel, "fluxfill-spend", text, info.error ? "error" : info.limit_usd == null ? "none" : String(info.limit_usd));
+}
+
 /** Ask for the price of what the node would request now (unless that was the last request). */
 function requestPrice(panel, node, widgets, endpoint) {
   const [body, note] = priceRequest(node, widgets, endpoint);
@@ -140,6 +149,8 @@ function requestPrice(panel, node, widgets, endpoint) {
     if (sequence !== panel.seq) return;                 // a newer request is under way
     setLine(panel, "fluxfill-price", `≈ ${price.text} per source image`, price.usd == null ? "unknown" : String(price.usd));
     setLine(panel, "fluxfill-size", `output: ${note}`);
+    noteSpend(price.spend);
+    showSpendLine(panel);
     answered(price.usd);
   }, (error) => {
     if (sequence !== panel.seq) return;
@@ -175,6 +186,7 @@ function update(node) {
   });
 
   showKeyLine(panel, providerOf(node.comfyClass));
+  showSpendLine(panel);
   if (hasTable() && endpoint) requestPrice(panel, node, widgets, endpoint);
 }
 
@@ -196,6 +208,13 @@ export async function refreshKeys() {
   const flags = await fetchKeyFlags();
   updateHostedNodes();
   return flags;
+}
+
+/** Fetch today's spend and the limit again (a run finished, the limit changed) and show them. */
+export async function refreshSpend() {
+  const info = await fetchLimit();
+  updateHostedNodes();
+  return info;
 }
 
 /** Update a hosted node type's nodes when a workflow's values were just applied (configure) or

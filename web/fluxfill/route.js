@@ -1,6 +1,6 @@
 // FluxFill web extension: what the server says. The pack's HTTP routes (GET /fluxfill/endpoints,
-// the key flags of GET /fluxfill/keys), the input specs of the pack's nodes from /object_info, and
-// the questions the other modules ask of them: which nodes are hosted and by which provider, the
+// the key flags of GET /fluxfill/keys, the spend limit of GET /fluxfill/limit), the input specs
+// of the pack's nodes from /object_info, and the questions the other modules ask of them: which nodes are hosted and by which provider, the
 // endpoint a node will call, its parameters, which widget value means "the endpoint's default".
 // Nothing about the endpoints is typed in here. No side effects: loadTable() is started by the
 // entry file (web/fluxfill.js).
@@ -54,6 +54,21 @@ export async function fetchKeyFlags() {
 export async function saveKey(provider, key) {
   keyFlags = await postJSON("/fluxfill/keys", { provider, key });
   return keyFlags;
+}
+
+/** The daily spend limit and today's spend (GET /fluxfill/limit, or the `spend` of a price
+ *  answer): {limit_usd, today_usd, source, stored_usd, env_var, env_overrides, text}; null before. */
+let spendInfo = null;
+export const spendStatus = () => spendInfo;
+export const noteSpend = (info) => { if (info && typeof info === "object") spendInfo = info; return spendInfo; };
+
+export async function fetchLimit() {
+  return noteSpend(await call("/fluxfill/limit"));
+}
+
+/** Store the daily limit in the server's settings file (null: no limit); the new status. */
+export async function saveLimit(limitUsd) {
+  return noteSpend(await postJSON("/fluxfill/limit", { limit_usd: limitUsd }));
 }
 
 // ------------------------------------------------------------------------ input specs
