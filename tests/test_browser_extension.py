@@ -9,7 +9,8 @@ WaveSpeed key is not (the key test stores it through the settings form). Tests r
 on each frontend. With FLUXFILL_SCREENSHOTS=DIR the named README screenshots (fal-node.png,
 hosted-node-price.png, node-search.png, settings-keys.png, settings-limit.png,
 hosted-node-limit.png, progress-text.png, maskprep-pasteback.png) are written there on the pinned
-frontend, with a -VERSION suffix on the others; otherwise to a temporary folder. All node screenshots are taken at 100% zoom."""
+frontend, with a -VERSION suffix on the others; otherwise to a temporary folder. All node
+screenshots are taken at 100% zoom."""
 import json
 import re
 import time
