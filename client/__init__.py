@@ -8,8 +8,8 @@ errors         RunnerError(message, code, saved), Unreachable; EXIT_OK / EXIT_FA
 workflow       load_workflow(path), resolve_node(prompt, ref), parse_value(text),
                apply_set(prompt, "NODE.INPUT=VALUE"), set_input(prompt, "NODE.INPUT", value),
                randomize_seeds(prompt, rng), image_target(prompt, "[NODE=]PATH"), batch_target(prompt, ref)
-runner         Client(server) (check, has_node, upload_image, queue, queue_state, history, interrupt,
-               download), run(workflow, server, out_dir, timeout) -> [saved paths]
+runner         Client(server) (check, has_node, spend_limit, upload_image, queue, queue_state, history,
+               interrupt, download), run(workflow, server, out_dir, timeout) -> [saved paths]
 progress       Progress (one run's node and step bars), BatchBar (a batch's bar): tqdm on stderr
 batch          BatchOptions, run_batch(options) -> exit status: the batch mode of run.py
 batch_inputs   read_inputs(folder | .csv | .jsonl) -> [Row], load_mask, upload_file, job_prompt, job_key

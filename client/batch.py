@@ -93,6 +93,28 @@ def check_budget(total: float | None, max_usd: float | None, count: int) -> str 
     return None
 
 
+def limit_lines(servers: list[Server], total: float | None) -> list[str]:
+    """The pack's daily spend limit on each live server (servers sharing a user folder share
+    it), and whether this batch's estimate fits in what is left of it today."""
+    lines = []
+    for srv in servers:
+        if not srv.alive:
+            continue
+        try:
+            info = srv.client.spend_limit()
+        except RunnerError:
+            continue
+        if not info or info.get("limit_usd") is None:
+            continue
+        limit, today = float(info["limit_usd"]), float(info.get("today_usd") or 0.0)
+        left = max(0.0, limit - today)
+        over = total is not None and total > left + 1e-9
+        lines.append(f"  daily spend limit on {srv.url}: ${limit:.4f}, ${today:.4f} spent today, ${left:.4f} left"
+                     + (": the estimate is above it; the fill nodes refuse the jobs beyond it, which stay "
+                        "pending for the same command to run later" if over else ""))
+    return lines
+
+
 def finish_files(opt: BatchOptions, jobs: list[Job], manifest: Manifest) -> list[Path]:
     manifest.rewrite([j.record() for j in jobs])
     paths = [manifest.path, write_results(opt.out_dir, [j.record() for j in jobs])]
@@ -123,7 +145,10 @@ def run_batch(opt: BatchOptions) -> int:
     head = f"{len(jobs)} job(s), {todo} to run: hosted estimate " + (
         "unknown (an endpoint publishes no price)" if total is None else f"${total:.4f}")
     refusal = check_budget(total, opt.max_usd, todo) if todo else None
+    servers = [Server(u) for u in opt.servers]
     if opt.estimate_only:
+        if todo and not refusal:
+            lines += limit_lines(servers, total)
         print(head, *lines, sep="\n")
         if refusal:
             print(f"error: {refusal}", file=out)
@@ -137,7 +162,6 @@ def run_batch(opt: BatchOptions) -> int:
         for p in finish_files(opt, jobs, manifest):
             print(p)
         return EXIT_OK
-    servers = [Server(u) for u in opt.servers]
     for srv in servers:
         try:
             srv.client.check()
@@ -146,7 +170,7 @@ def run_batch(opt: BatchOptions) -> int:
             print(f"server {srv.url} is not answering: it gets no jobs ({e})", file=out)
     if not any(s.alive for s in servers):
         raise RunnerError("no server answers: " + "; ".join(s.error for s in servers))
-    print(head + f"; {sum(s.alive for s in servers)} server(s)", file=out)
+    print(head + f"; {sum(s.alive for s in servers)} server(s)", *limit_lines(servers, total), sep="\n", file=out)
     manifest.rewrite([j.record() for j in jobs])
     bar = BatchBar(len(jobs), done_before, out)
     dispatcher = Dispatcher(jobs, servers, out_dir=opt.out_dir, target=opt.target, fixed=opt.fixed,
@@ -161,10 +185,15 @@ def run_batch(opt: BatchOptions) -> int:
     bar.close()
     for p in finish_files(opt, jobs, manifest):
         print(p)
+    if dispatcher.held:
+        print(f"{len(dispatcher.held)} job(s) not run: every server's daily spend limit is reached; they stay "
+              "pending: run the same command again when the limit allows", file=out)
     failed = [j for j in jobs if j.status != "done"]
     spent = [j.cost_usd for j in jobs if j.status == "done" and j.cost_usd is not None]
     unpriced = f" (+{bar.unknown} unpriced)" if bar.unknown else ""
-    print(f"{len(jobs) - len(failed)}/{len(jobs)} job(s) done, {len(failed)} failed; new hosted requests "
+    held = f", {len(dispatcher.held)} held by the spend limit" if dispatcher.held else ""
+    print(f"{len(jobs) - len(failed)}/{len(jobs)} job(s) done, {len(failed) - len(dispatcher.held)} failed"
+          f"{held}; new hosted requests "
           f"${bar.spend:.4f}{unpriced}; all results' cost ${sum(spent):.4f}", file=out)
     return EXIT_OK if not failed else EXIT_FAILED
 

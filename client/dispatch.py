@@ -7,14 +7,18 @@ posts the workflow, and collects each of its prompts when it leaves the queue (/
 then GET /view of every output into DIR/outputs/). A hosted node's `report` output is read
 through a PreviewAny node the runner adds (when the server has it): cost, request ids,
 cached or not. A server that fails DEAD_AFTER calls in a row is dead: it gets no new jobs
-and its unfinished ones go back to the front of the queue for the other servers. Every
-state change is appended to the manifest at once.
+and its unfinished ones go back to the front of the queue for the other servers. A job the
+server's daily spend limit refused stays pending and that server gets no new jobs; when
+every live server is at its limit the rest is held (pending) for a later run. Every state
+change is appended to the manifest at once; a prompt's id is chosen and written before the
+prompt is posted, so a killed runner's next run follows it instead of queueing it twice.
 """
 import copy
 import hashlib
 import json
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +80,7 @@ class Server:
         self.inflight: list[Job] = []
         self.uploaded: dict[Path, str] = {}
         self.reports = False        # PreviewAny is there to read hosted reports through
+        self.limited = False        # its daily spend limit refused a job: no new jobs
         self.error = ""
 
 
@@ -123,6 +128,7 @@ class Dispatcher:
         self.stop = threading.Event()
         self.crash: BaseException | None = None     # a server thread's unexpected error
         self.pending = deque(j for j in jobs if j.status == "pending")
+        self.held: list[Job] = []   # left pending: every live server's daily spend limit is reached
         by_url = {s.url: s for s in servers}
         for j in jobs:              # queued by an earlier run: follow it where it is
             if j.status == "queued":
@@ -140,9 +146,9 @@ class Dispatcher:
     def take(self, srv: Server) -> Job | None:
         """The next job for srv, if no live server has a shorter queue."""
         with self.lock:
-            if self.stop.is_set() or not self.pending:
+            if self.stop.is_set() or not self.pending or srv.limited:
                 return None
-            others = [s.queue_len for s in self.servers if s.alive and s is not srv]
+            others = [s.queue_len for s in self.servers if s.alive and not s.limited and s is not srv]
             if others and srv.queue_len > min(others):
                 return None
             job = self.pending.popleft()
@@ -173,9 +179,37 @@ class Dispatcher:
                 self._requeue(job, f"server {srv.url} stopped answering", moved_from=srv.url)
             self.bar.note(f"server {srv.url} stopped answering ({err}); it gets no new jobs"
                           + (f", its {len(moved)} unfinished job(s) move to the other servers" if moved else ""))
-            if not any(s.alive for s in self.servers):
+            if any(s.alive for s in self.servers):
+                self._hold_if_all_limited()
+            else:
                 while self.pending:
                     self._fail(self.pending.popleft(), f"no server left (the last one: {err})")
+
+    def _hold_if_all_limited(self):
+        """When every live server's daily spend limit is reached, the queued jobs stay pending
+        (held, not failed: nothing was sent; the same command runs them when the limit allows)."""
+        if self.pending and not any(s.alive and not s.limited for s in self.servers):
+            for job in self.pending:
+                job.error = job.error or "not run: every live server's daily spend limit is reached"
+                self.manifest.append(job.record())
+            self.held.extend(self.pending)
+            self.pending.clear()
+
+    def _limit_reached(self, srv: Server, job: Job, error: dict):
+        message = (error.get("exception_message") or "").strip().splitlines()[0] if error else ""
+        with self.lock:
+            if job in srv.inflight:
+                srv.inflight.remove(job)
+            job.attempts = max(0, job.attempts - 1)      # refused before anything was sent
+            job.status, job.server, job.prompt_id = "pending", None, None
+            job.error = f"not run: {message}"
+            if not srv.limited:
+                srv.limited = True
+                self.bar.note(f"server {srv.url}: the daily spend limit is reached, it gets no new jobs "
+                              f"({message})")
+            self.manifest.append(job.record())
+            self.pending.appendleft(job)
+            self._hold_if_all_limited()
 
     # ------------------------------------------------------------------ one server
     def serve(self, srv: Server):
@@ -232,6 +266,9 @@ class Dispatcher:
         return srv.uploaded[path]
 
     def _submit(self, srv: Server, job: Job):
+        """Upload, then write the prompt id to the manifest BEFORE posting it: a runner killed
+        in between finds the id on its next run and follows the prompt (or, if it never
+        reached the server, queues it again), never queueing it twice."""
         try:
             if job.upload is None:
                 job.upload = upload_file(job.row, self.out_dir / ".inputs")
@@ -239,30 +276,34 @@ class Dispatcher:
             prompt[self.target]["inputs"]["image"] = self._upload(srv, job.upload)
             for nid, path in self.fixed.items():
                 prompt[nid]["inputs"]["image"] = self._upload(srv, path)
-            ans = srv.client.queue(prompt)
+            with self.lock:
+                job.prompt_id, job.status, job.error = str(uuid.uuid4()), "queued", None
+                job.attempts += 1
+                job.submitted = time.monotonic()
+                self.manifest.append(job.record())
+            srv.client.queue(prompt, prompt_id=job.prompt_id)
         except (Unreachable, requests.RequestException):
             with self.lock:
                 if job in srv.inflight:
                     srv.inflight.remove(job)
+                job.status, job.server, job.prompt_id = "pending", None, None
                 self.pending.appendleft(job)
-                job.server = None
+                self.manifest.append(job.record())
             raise
         except (RunnerError, OSError) as e:
             return self._finish(srv, job, error=str(e))
         job.skipped, srv.client.skipped = srv.client.skipped, ""
-        with self.lock:
-            job.prompt_id, job.status, job.error = ans["prompt_id"], "queued", None
-            job.attempts += 1
-            job.submitted = time.monotonic()
-            self.manifest.append(job.record())
 
     def _collect(self, srv: Server, job: Job):
         h = srv.client.history(job.prompt_id, timeout=POLL_TIMEOUT)
         if not h or h.get("status", {}).get("completed") is None:
             with self.lock:
                 srv.inflight.remove(job)
-            return self._requeue(job, f"prompt {job.prompt_id} vanished from {srv.url} (restarted?)")
+            return self._requeue(job, f"prompt {job.prompt_id} is not on {srv.url} (never queued, or the "
+                                      "server restarted)")
         outcome = outcome_from_history(h)
+        if outcome.status == "error" and "SpendLimitExceeded" in str((outcome.error or {}).get("exception_type")):
+            return self._limit_reached(srv, job, outcome.error)
         if outcome.status == "error":
             return self._finish(srv, job, error=format_execution_error(outcome.error or {}, job.prompt))
         if outcome.status == "interrupted":

@@ -58,6 +58,12 @@ class Client:
         r = self._call("GET", f"/object_info/{class_type}")
         return r.status_code == 200 and class_type in (r.json() or {})
 
+    def spend_limit(self) -> dict | None:
+        """The pack's daily spend limit on this server (GET /fluxfill/limit: limit_usd,
+        today_usd, source, ...); None when the server's pack has no such route."""
+        r = self._call("GET", "/fluxfill/limit", timeout=10)
+        return r.json() if r.status_code == 200 else None
+
     def check(self):
         r = self._call("GET", "/system_stats")
         if r.status_code != 200:
@@ -85,8 +91,12 @@ class Client:
         return ([item[1] for item in q.get("queue_running", [])],
                 [item[1] for item in q.get("queue_pending", [])])
 
-    def queue(self, prompt: dict) -> dict:
-        r = self._call("POST", "/prompt", json={"prompt": prompt, "client_id": self.client_id})
+    def queue(self, prompt: dict, prompt_id: str | None = None) -> dict:
+        """POST /prompt; `prompt_id` (ours, chosen before sending) or the server's."""
+        body = {"prompt": prompt, "client_id": self.client_id}
+        if prompt_id:
+            body["prompt_id"] = prompt_id
+        r = self._call("POST", "/prompt", json=body)
         try:
             ans = r.json()
         except ValueError:

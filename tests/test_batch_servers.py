@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 from comfy_host import ROOT, ComfyServer, make_base_dir
@@ -272,6 +273,37 @@ def test_a_killed_runner_resumes_its_queued_prompts_instead_of_sending_them_agai
     followed = {r["key"]: r["prompt_id"] for r in queued}
     assert all(j["prompt_id"] == followed[j["key"]] for j in jobs if j["key"] in followed)
     assert len(fal.requests) - n0 == 6 and history_count(a) - h0 == 6     # nothing queued twice
+
+
+def test_the_daily_spend_limit_holds_the_jobs_beyond_it_for_later(servers, fal, tmp_path):
+    from fluxfill.core.hosted import pricing
+    a = servers[0]
+    folder = image_folder(tmp_path / "shots", 6)
+    out = tmp_path / "out"
+    args = ["--batch", folder, "--out", out, "--set", PRICED, "--set", "MaskPrep.target_mp=0",
+            "--set", "FalFill.seed=9"]
+    per_job = pricing.estimate("fal-ai/flux-lora/inpainting", 64, 48, 1).usd
+    today = a.get("/fluxfill/limit").json()["today_usd"]
+    n0 = len(fal.requests)
+    requests.post(a.url + "/fluxfill/limit", json={"limit_usd": today + 3.5 * per_job}, timeout=10).raise_for_status()
+    try:
+        proc = cli(*args, servers=[a])
+    finally:
+        requests.post(a.url + "/fluxfill/limit", json={"limit_usd": None}, timeout=10).raise_for_status()
+    assert proc.returncode == 1, proc.stderr
+    assert f"daily spend limit on {a.url}" in proc.stderr and "the estimate is above it" in proc.stderr
+    assert f"server {a.url}: the daily spend limit is reached" in proc.stderr
+    assert "3 job(s) not run: every server's daily spend limit is reached" in proc.stderr
+    jobs = list(Manifest(out).load().values())
+    assert sorted(j["status"] for j in jobs) == ["done"] * 3 + ["pending"] * 3
+    pending = [j["error"] for j in jobs if j["status"] == "pending"]
+    assert all("daily spend limit" in e for e in pending)
+    assert any("refused by the daily spend limit" in e for e in pending)          # the node's own words
+    assert len(fal.requests) - n0 == 3                                # nothing sent beyond the limit
+    again = cli(*args, servers=[a])                                   # the limit is lifted: the rest runs
+    assert again.returncode == 0, again.stderr
+    assert all(j["status"] == "done" for j in Manifest(out).load().values())
+    assert len(fal.requests) - n0 == 6
 
 
 def test_two_servers_one_killed_mid_batch_then_the_same_command_again(servers, fal, shared_user, tmp_path):
