@@ -309,8 +309,8 @@ def test_spent_today_counts_todays_costs_and_estimates(tmp_path):
                   images=1, input_hash="h", estimate_usd=0.02)
     ledger.append(provider="fal", endpoint="fal-ai/flux-lora-fill", request_id="c", cost_usd=None,
                   images=2, input_hash="h")                 # older line: 1 MP per image at $0.035
-    with open(ledger.path, "a") as fh:                      # yesterday's spend is not today's
-        fh.write(json.dumps({"ts": time.time() - 86400 * 2, "cost_usd": 9.0}) + "\n")
+    ledger.append(provider="fal", endpoint="e", request_id="d", cost_usd=9.0, images=1,
+                  input_hash="h", ts=time.time() - 86400 * 2)     # not today's spend
     assert spend.spent_today(tmp_path) == pytest.approx(0.05 + 0.02 + 0.07)
 
 

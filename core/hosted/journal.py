@@ -2,20 +2,25 @@
 
 All three live in one state directory (the node layer passes `<ComfyUI user dir>/fluxfill`).
 
-- `Journal` (`hosted_journal.jsonl`): one JSON line per state change of a remote request —
-  {ts, input_hash, provider, endpoint, request_id, status, urls, error}. `status` is
+- `Journal`: one row per state change of a remote request (database `hosted.sqlite3`, table
+  journal, indexed by input hash; each row also appended to `hosted_journal.jsonl`, a log never
+  read back — store.py) — {ts, input_hash, provider, endpoint, request_id, status, urls,
+  error}. `status` is
   "pending" (written the moment the submit answer arrives, before polling), "completed",
   "failed", "cancelled" (the provider confirmed the job stopped: not billed), "expired" /
   "lost" / "refused" (billed, but an output could not be downloaded / was not opened: a
   decompression bomb or not an image; the entry names the request id to fetch it by),
   "cancel_requested" (a running job was asked to stop; it may still finish and be
   billed) or "uncertain" (a submit whose answer was lost; no request id is known). The
-  latest line per input hash wins; `pending(hash)` finds a request to resume ("pending" or
+  latest row per input hash wins; `pending(hash)` finds a request to resume ("pending" or
   "cancel_requested") after a crash, an expired deadline or a Cancel, instead of paying
-  again.
+  again. Old finished histories are compacted (store.compact); pending, cancel_requested,
+  uncertain, lost and refused ones never.
 - `ResultCache` (`cache/<hash>/`): the downloaded output bytes (`0.png`, `1.jpg`, …) and
-  `meta.json`, written atomically; a re-run after a restart costs nothing.
-- `Ledger` (`ledger.jsonl`): one line per paid result (request id, endpoint, cost).
+  `meta.json`, written atomically (one directory rename); a lookup opens one directory by
+  name, so it needs no index; a re-run after a restart costs nothing.
+- `Ledger`: one row per paid result (request id, endpoint, cost), unique per request id,
+  indexed by time (table ledger; also appended to `ledger.jsonl`).
 
 `input_hash` is sha256 of canonical JSON {provider, endpoint, params} where every image is
 replaced by "sha256:<hash of its PNG bytes>"; the seed is part of params; keys never are.
@@ -31,6 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from . import store
 from .images import image_format
 
 try:
@@ -110,69 +116,43 @@ def _cross_process(key: str, state_dir: Path) -> None:
         lock.hold_file(state_dir)
 
 
-def _append_line(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (canonical_json(record) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line    # close a line torn by a crash, so this one stays readable
-        os.write(fd, line)          # one write of one line: O_APPEND keeps lines whole
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_lines(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue            # a torn last line after a crash is skipped
-    return out
-
-
 class Journal:
-    FILE = "hosted_journal.jsonl"
+    FILE = store.JOURNAL_LOG      # the append-only log; lookups use the database (store.py)
 
     def __init__(self, state_dir: str | os.PathLike):
-        self.path = Path(state_dir) / self.FILE
-        self._lock = threading.Lock()
+        self.dir = Path(state_dir)
+        self.path = self.dir / self.FILE
 
     def record(self, input_hash: str, *, provider: str, endpoint: str, request_id: str,
                status: str, urls: dict | None = None, error: str | None = None, **extra) -> dict:
         rec = {"ts": time.time(), "input_hash": input_hash, "provider": provider,
                "endpoint": endpoint, "request_id": request_id, "status": status,
                "urls": urls or {}, **({"error": error} if error else {}), **extra}
-        with self._lock:
-            _append_line(self.path, rec)
+        store.write(self.dir, self.FILE, rec, store._insert_journal)
         return rec
 
     def latest(self, input_hash: str) -> dict | None:
-        with self._lock:
-            found = None
-            for rec in _read_lines(self.path):
-                if rec.get("input_hash") == input_hash:
-                    found = rec
-            return found
+        with store.connect(self.dir) as con:
+            row = con.execute("SELECT rec FROM journal WHERE input_hash=? ORDER BY id DESC LIMIT 1",
+                              (input_hash,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     RESUMABLE = ("pending", "cancel_requested")
 
     def pending(self, input_hash: str) -> dict | None:
         """The request to resume for these inputs: its latest state is "pending" or
         "cancel_requested" (a cancelled running job may still complete and be billed)."""
-        _cross_process(input_hash, self.path.parent)
+        _cross_process(input_hash, self.dir)
         rec = self.latest(input_hash)
         return rec if rec and rec.get("status") in self.RESUMABLE and rec.get("request_id") else None
 
     def entries(self) -> list[dict]:
-        with self._lock:
-            return _read_lines(self.path)
+        """Every row, oldest first (old finished histories are compacted away: store.compact)."""
+        with store.connect(self.dir) as con:
+            return [json.loads(r) for (r,) in con.execute("SELECT rec FROM journal ORDER BY id")]
+
+    def compact(self, older_than_days: float = store.KEEP_DAYS, **kw) -> int:
+        return store.compact(self.dir, older_than_days, **kw)
 
 
 class ResultCache:
@@ -215,27 +195,32 @@ class ResultCache:
 
 
 class Ledger:
-    FILE = "ledger.jsonl"
+    FILE = store.LEDGER_LOG       # the append-only log; lookups use the database (store.py)
 
     def __init__(self, state_dir: str | os.PathLike):
-        self.path = Path(state_dir) / self.FILE
-        self._lock = threading.Lock()
+        self.dir = Path(state_dir)
+        self.path = self.dir / self.FILE
 
     def append(self, *, provider: str, endpoint: str, request_id: str, cost_usd: float | None,
                images: int, input_hash: str, **extra) -> bool:
-        """Record one paid result; a request id already in the ledger is not added twice."""
-        with self._lock:
-            if any(r.get("request_id") == request_id and r.get("provider") == provider
-                   for r in _read_lines(self.path)):
-                return False
-            _append_line(self.path, {"ts": time.time(), "provider": provider, "endpoint": endpoint,
-                                     "request_id": request_id, "cost_usd": cost_usd,
-                                     "images": images, "input_hash": input_hash, **extra})
-            return True
+        """Record one paid result; a request id already in the ledger is not added twice
+        (a unique index, across threads and processes)."""
+        rec = {"ts": time.time(), "provider": provider, "endpoint": endpoint,
+               "request_id": request_id, "cost_usd": cost_usd, "images": images,
+               "input_hash": input_hash, **extra}
+        return store.write(self.dir, self.FILE, rec, store._insert_ledger)
 
-    def entries(self) -> list[dict]:
-        with self._lock:
-            return _read_lines(self.path)
+    def entries(self, since: float | None = None, until: float | None = None) -> list[dict]:
+        """The ledger's lines, oldest first; `since`/`until` (epoch seconds, until exclusive)
+        read only that span through the time index."""
+        lo = float("-inf") if since is None else since
+        hi = float("inf") if until is None else until
+        with store.connect(self.dir) as con:
+            if since is None and until is None:
+                rows = con.execute("SELECT rec FROM ledger ORDER BY id")
+            else:
+                rows = con.execute("SELECT rec FROM ledger WHERE ts >= ? AND ts < ? ORDER BY id", (lo, hi))
+            return [json.loads(r) for (r,) in rows]
 
     def total(self) -> float:
         return round(sum(r.get("cost_usd") or 0.0 for r in self.entries()), 6)

@@ -120,10 +120,12 @@ def entry_cost(entry: dict) -> float:
 
 
 def spent_today(state_dir: str | os.PathLike, today: datetime.date | None = None) -> float:
-    """The sum of today's (local date) ledger lines; the ledger is read once."""
+    """The sum of today's (local date) ledger lines; only today's are read (the time index)."""
     today = today or datetime.date.today()
+    start = datetime.datetime.combine(today, datetime.time()).timestamp()
+    end = datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time()).timestamp()
     total = 0.0
-    for entry in Ledger(state_dir).entries():
+    for entry in Ledger(state_dir).entries(since=start - 7200, until=end + 7200):
         try:
             day = datetime.date.fromtimestamp(float(entry.get("ts")))
         except (TypeError, ValueError, OverflowError, OSError):
@@ -136,15 +138,12 @@ def spent_today(state_dir: str | os.PathLike, today: datetime.date | None = None
 def free_requests(provider, prepared: list) -> list[bool]:
     """Per Prepared: True when it costs nothing — its result is in the cache (unless the
     provider has force_new, which sends a new request) or its request is resumed from the
-    journal. The journal is read once."""
+    journal (one indexed lookup per request)."""
     if provider.force_new:
         return [False] * len(prepared)
-    latest = {}
-    for rec in provider.journal.entries():
-        latest[rec.get("input_hash")] = rec
     out = []
     for prep in prepared:
-        rec = latest.get(prep.input_hash)
+        rec = provider.journal.latest(prep.input_hash)
         resumed = bool(rec and rec.get("status") in provider.journal.RESUMABLE and rec.get("request_id"))
         out.append(resumed or provider.cache.get(prep.input_hash) is not None)
     return out
