@@ -86,9 +86,15 @@ def save_key(provider: str, key: str, user_dir: str | os.PathLike) -> Path:
         except ValueError:
             data = {}
     data[provider] = key.strip()
-    tmp = f.with_suffix(".tmp")
+    return write_private_json(f, data)
+
+
+def write_private_json(path: Path, data: dict) -> Path:
+    """Write `data` to `path` atomically (temp file + rename), readable by this user only (0600):
+    the key file, and the settings file beside it."""
+    tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
-    os.replace(tmp, f)
-    return f
+    os.replace(tmp, path)
+    return path

@@ -21,6 +21,7 @@ from pathlib import Path
 from . import pricing
 from .errors import HostedValidationError, SpendLimitExceeded
 from .journal import Ledger
+from .keys import write_private_json
 
 ENV_VAR = "FLUXFILL_DAILY_LIMIT_USD"
 SETTINGS_FILE = Path("fluxfill") / "settings.json"
@@ -98,12 +99,7 @@ def save_limit(user_dir: str | os.PathLike, value) -> Path:
         data.pop(KEY, None)
     else:
         data[KEY] = usd
-    tmp = f.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, f)
-    return f
+    return write_private_json(f, data)
 
 
 def entry_cost(entry: dict) -> float:
