@@ -4,7 +4,8 @@ GET  /fluxfill/keys       → {"fal": bool, "wavespeed": bool}: configured or no
 POST /fluxfill/keys       {provider, key} → stores the key in <user dir>/fluxfill/keys.json
                           (write-only; an empty key removes it); answers the flags only
 POST /fluxfill/price      {node, endpoint, width, height, num_images, batch} → estimated cost,
-                          with today's spend and the daily limit (`spend`, as GET /fluxfill/limit)
+                          with today's spend and the daily limit (`spend`, as GET /fluxfill/limit);
+                          `source`: "fal pricing API (fetched <date>)" or "built-in table (...)"
 GET  /fluxfill/limit      → {limit_usd, source ("env" | "settings" | null), stored_usd, env_var,
                           env_overrides, today_usd, text} (the daily spend limit; it may be shown)
 POST /fluxfill/limit      {limit_usd: number | null} → stores it in <user dir>/fluxfill/settings.json
@@ -20,7 +21,7 @@ import logging
 import os
 import sys
 
-from ..core.hosted import endpoint_table, keys, pricing, spend
+from ..core.hosted import endpoint_table, keys, live_prices, pricing, spend
 from ..core.hosted.errors import HostedError
 from ..core.hosted.presentation import describe
 from . import fal_fill, wavespeed_fill
@@ -84,10 +85,25 @@ def price(body) -> dict:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise ValueError(f"{name} must be an integer between {lo} and {hi}")
         nums[name] = v
-    one = pricing.estimate(endpoint, nums["width"], nums["height"], nums["num_images"])
+    live = live_price(endpoint)
+    one = pricing.estimate(endpoint, nums["width"], nums["height"], nums["num_images"], live.price)
     total = pricing.for_requests(one, nums["batch"])
-    return {"node": node, "endpoint": endpoint, "usd": total.usd, "basis": total.basis, "text": total.text(),
-            "per_request_usd": one.usd, "source": pricing.price_text(endpoint), "spend": limit_info()}
+    return {"node": node, "endpoint": endpoint, "usd": total.usd, "basis": total.basis,
+            "text": total.text(), "per_request_usd": one.usd,
+            "source": live.source, "live": live.live, "spend": limit_info()}
+
+
+def live_price(endpoint: str) -> live_prices.PriceInfo:
+    """fal's pricing API (cached a day in the user folder; one short try), else the table."""
+    if endpoint_table.get(endpoint).provider != "fal":
+        return live_prices.PriceInfo(None, live_prices.table_source(endpoint))
+    from ..core.hosted.fal import FalClient
+    try:
+        client = FalClient.from_env(_user_dir())
+    except HostedError as e:        # no key (or a broken key file): the table
+        why = f"fal pricing API not asked ({type(e).__name__})"
+        return live_prices.PriceInfo(None, live_prices.table_source(endpoint, why))
+    return live_prices.lookup(endpoint, _state_dir(), client.pricing)
 
 
 def limit_info() -> dict:
@@ -168,8 +184,10 @@ def register() -> bool:
         return answer(store_key, await body_of(request))
 
     @routes.post("/fluxfill/price")
-    async def post_price(request):
-        return answer(price, await body_of(request))
+    async def post_price(request):     # may wait on fal's pricing API: off the event loop
+        import asyncio
+        body = await body_of(request)
+        return await asyncio.get_running_loop().run_in_executor(None, answer, price, body)
 
     @routes.get("/fluxfill/limit")
     async def get_limit(request):

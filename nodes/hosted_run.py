@@ -20,7 +20,7 @@ from comfy_api.v0_0_2 import io
 
 from ..core import lora_list
 from ..core.fill_protocol import FillRequest, report_json
-from ..core.hosted import endpoint_table, keys, pricing, spend
+from ..core.hosted import endpoint_table, keys, live_prices, pricing, spend
 from ..core.hosted.endpoint_table import PROVIDER_TITLES
 from ..core.hosted.errors import HostedError, HostedValidationError, InvalidKeyFile, MissingKey, NSFWBlocked
 from ..core.hosted.params import output_size
@@ -94,6 +94,8 @@ def run_hosted(run: HostedRun, image, mask, prompt: str, seed: int, num_images: 
         requests.append(FillRequest(image=image[i], mask=masks[i], prompt=prompt, seed=seed,
                                     num_images=num_images, loras=loras, params=params, index=i))
     provider = make_provider(run)
+    price = live_prices.for_provider(provider)     # fal's pricing API (cached a day), else the table
+    provider.price = price.price
     try:   # validates everything before any request; fill() reuses each request's PNGs
         preps = [provider.prepare(request) for request in requests]
     except (HostedError, ValueError) as e:
@@ -103,6 +105,7 @@ def run_hosted(run: HostedRun, image, mask, prompt: str, seed: int, num_images: 
     spend_report = check_spend(run, provider, preps)     # may refuse: nothing sent yet
     size = output_size(run.endpoint, prepared.params, prepared.size)
     text = estimate_text(run.endpoint, estimate, count, num_images, size) + spend_text(spend_report)
+    text += f"\nprice from {price.source}"
     if ignored:
         text += "\nignored (not taken by this endpoint): " + "; ".join(ignored)
     results = run_requests(run.node, provider, requests, unique_id, run.max_concurrency, text)
@@ -122,7 +125,8 @@ def check_spend(run: HostedRun, provider, preps) -> dict:
     except HostedError as e:
         raise for_user(e, run.node) from None
     free = spend.free_requests(provider, preps)
-    counted = [pricing.counted_for(run.endpoint, p.params, p.size) for p, f in zip(preps, free) if not f]
+    counted = [pricing.counted_for(run.endpoint, p.params, p.size, provider.price)
+               for p, f in zip(preps, free) if not f]
     usd = None if any(c.usd is None for c in counted) else round(sum(c.usd for c in counted), 6)
     basis = f"{len(counted)} of {len(preps)} request(s) paid" + (f": {counted[0].basis} each" if counted else "")
     this_run = pricing.PriceEstimate(usd, basis, estimated=any(c.estimated for c in counted))

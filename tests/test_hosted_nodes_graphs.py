@@ -15,7 +15,7 @@ WS_KEY = "ws-SECRET-5b2e8c1f90ad4e7b"
 
 
 def emulator_env(fal, ws, with_keys: bool = True) -> dict:
-    env = {"FAL_QUEUE_URL": fal.queue_url, "FAL_REST_URL": fal.rest_url,
+    env = {"FAL_QUEUE_URL": fal.queue_url, "FAL_REST_URL": fal.rest_url, "FAL_API_URL": fal.api_url,
            "WAVESPEED_API_URL": ws.base_url, "FAL_KEY": "", "WAVESPEED_API_KEY": ""}
     if with_keys:
         env.update(FAL_KEY=FAL_KEY, WAVESPEED_API_KEY=WS_KEY)

@@ -51,7 +51,8 @@ def ledger(server) -> list[dict]:
 
 
 def calls(emus) -> int:
-    return sum(emu.count() for emu in emus)
+    """Uploads, submits, polls... everything but asking fal's pricing API for the price."""
+    return sum(emu.count() - emu.count("pricing") for emu in emus)
 
 
 def refused(server, emus, g) -> str:

@@ -99,6 +99,12 @@ class QueueClient:
     def result(self, handle, *, deadline=None, cancelled=None) -> dict:
         raise NotImplementedError
 
+    def _watch(self, handle, deadline, cancelled):
+        """Optional: a threading.Event set when the provider pushes a state change (fal's
+        status stream), with `.stop` (set when the loop is done) and `.ended` (the push
+        channel closed: plain polling from then on). None: polling only."""
+        return None
+
     def cancel(self, handle) -> str:
         raise NotImplementedError
 
@@ -131,6 +137,7 @@ class QueueClient:
         rid = handle.request_id
         n, last_state, seen_logs = 0, None, 0
         t_prev, run_start, expected_end = time.monotonic(), None, None
+        wake = self._watch(handle, deadline, cancelled)
         try:
             while True:
                 if cancelled():
@@ -173,7 +180,7 @@ class QueueClient:
                     err.state = p.state
                     raise err
                 delay = self.poll_schedule.next_delay(n, expected_end, time.monotonic())
-                self.t.sleep(delay, deadline, cancelled, "poll")
+                self._sleep(delay, wake, deadline, cancelled)
                 n += 1
         except RemoteCancelled:
             outcome = self._cancel_quietly(handle)
@@ -197,6 +204,25 @@ class QueueClient:
             if e.request_id is None:
                 e.request_id = rid
             raise
+        finally:
+            if wake is not None:
+                wake.stop.set()
+
+    def _sleep(self, delay: float, wake, deadline: Deadline, cancelled) -> None:
+        """Wait `delay` seconds before the next poll, in 50 ms slices watching Cancel and the
+        deadline; with a live push channel (`wake`), the next poll comes as soon as it reports
+        a change."""
+        if wake is None or wake.ended.is_set() and not wake.is_set():
+            return self.t.sleep(delay, deadline, cancelled, "poll")
+        end = time.monotonic() + delay
+        while not wake.wait(min(0.05, max(0.0, end - time.monotonic()))):
+            if cancelled is not None and cancelled():
+                raise RemoteCancelled(f"{self.provider} poll: cancelled")
+            if deadline.remaining() <= 0:
+                raise DeadlineExceeded(f"{self.provider} poll: deadline passed")
+            if time.monotonic() >= end:
+                return
+        wake.clear()
 
     def state_after_cancel(self, handle) -> str:
         """One status check right after a cancel: the Poll state ("cancelled" when the

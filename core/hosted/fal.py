@@ -8,11 +8,22 @@
 
 Submit is retried like fal's own client (408/409/429, ingress 502/503/504 without
 x-fal-request-id, transport errors; backoff with jitter, Retry-After honoured); polls,
-results and uploads too. The key goes only to the queue/rest origins, as `Key <key>`.
+results and uploads too. The key goes only to the queue/rest/api origins, as `Key <key>`.
+
+Completion is learnt from fal's status stream (`GET {status_url}/stream`, server-sent events,
+the way fal's own client waits): a helper thread reads it and wakes the poll loop at once on
+each state change, so a finished job is noticed within milliseconds instead of a poll
+interval. The poll loop stays in charge (cancel, deadline, failures, resume); a stream that is
+refused or breaks only means the regular polls notice completion instead.
+`pricing(endpoint_id)`: fal's platform pricing API (`FAL_API_URL`, default https://api.fal.ai),
+one short try (live_prices.py decides what to do without it).
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,10 +32,14 @@ from . import keys
 from .client import Poll, PollSchedule, QueueClient
 from .errors import ResultUnavailable, TransportError
 from .retry import Deadline, RetryPolicy, fal_submit, polls
-from .transport import Redactor, Transport, check_url, origin
+from .transport import Redactor, Transport, check_url, make_session, origin
 
+log = logging.getLogger("fluxfill.hosted")
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
+DEFAULT_API_URL = "https://api.fal.ai"
+PRICING_TIMEOUT_S = 3.0
+STREAM_READ_TIMEOUT_S = 20.0     # fal sends a keep-alive every 15 s
 
 
 @dataclass
@@ -48,12 +63,16 @@ class FalClient(QueueClient):
     provider = "fal"
 
     def __init__(self, key: keys.Secret | str, *, queue_url: str = DEFAULT_QUEUE_URL,
-                 rest_url: str = DEFAULT_REST_URL, policy: RetryPolicy | None = None,
-                 poll: PollSchedule | None = None, session=None):
+                 rest_url: str = DEFAULT_REST_URL, api_url: str = DEFAULT_API_URL,
+                 policy: RetryPolicy | None = None, poll: PollSchedule | None = None, session=None,
+                 stream: bool = True):
         key = key if isinstance(key, keys.Secret) else keys.Secret(key)
         self.queue_url = check_url(queue_url.rstrip("/"), "FAL_QUEUE_URL")
         self.rest_url = check_url(rest_url.rstrip("/"), "FAL_REST_URL")
-        transport = Transport("fal", [self.queue_url, self.rest_url], f"Key {key.reveal()}",
+        self.api_url = check_url(api_url.rstrip("/"), "FAL_API_URL")
+        self.use_stream = stream
+        self._stream_session = None
+        transport = Transport("fal", [self.queue_url, self.rest_url, self.api_url], f"Key {key.reveal()}",
                               policy=policy, session=session, redactor=Redactor([key.reveal()]),
                               key_hint=keys.where("fal"))
         super().__init__(transport, poll)
@@ -64,10 +83,22 @@ class FalClient(QueueClient):
         env = os.environ if env is None else env
         kw.setdefault("queue_url", env.get("FAL_QUEUE_URL") or DEFAULT_QUEUE_URL)
         kw.setdefault("rest_url", env.get("FAL_REST_URL") or DEFAULT_REST_URL)
+        kw.setdefault("api_url", env.get("FAL_API_URL") or DEFAULT_API_URL)
         return cls(keys.load_key("fal", user_dir, env), **kw)
 
     def __repr__(self):
-        return f"FalClient(queue_url={self.queue_url!r}, rest_url={self.rest_url!r})"
+        return f"FalClient(queue_url={self.queue_url!r}, rest_url={self.rest_url!r}, api_url={self.api_url!r})"
+
+    # ------------------------------------------------------------------ prices
+    def pricing(self, endpoint_id: str, *, timeout: float = PRICING_TIMEOUT_S) -> list[dict]:
+        """fal's published prices of `endpoint_id`: [{endpoint_id, unit_price, unit, currency}].
+        One try within `timeout` seconds; any failure raises (the caller uses its table)."""
+        _, body = self.t.call("GET", f"{self.api_url}/v1/models/pricing", what="pricing",
+                              params={"endpoint_id": endpoint_id}, deadline=Deadline(timeout))
+        prices = body.get("prices") if isinstance(body, dict) else None
+        if not isinstance(prices, list):
+            raise TransportError("fal pricing: answer has no prices list")
+        return prices
 
     # ------------------------------------------------------------------ uploads
     def _cdn_token(self, deadline, cancelled) -> tuple[str, str]:
@@ -153,6 +184,58 @@ class FalClient(QueueClient):
                 return Poll(kind, logs=logs, error=f"{body['error']}{error_type}", raw=body)
             return Poll("done", logs=logs, raw=body)
         return Poll("running", logs=logs, raw=body)   # unknown states: keep waiting
+
+    # ------------------------------------------------------------------ status stream
+    def _watch(self, handle: FalHandle, deadline, cancelled) -> threading.Event | None:
+        """Read the status stream on a helper thread; the returned event is set on each state
+        change the stream reports (and when it ends or breaks: the loop then polls at once).
+        `wake.stop` (set by the loop when it is done) makes the thread leave."""
+        if not self.use_stream or not self.t.is_api(handle.status_url):
+            return None
+        wake, stop, ended = threading.Event(), threading.Event(), threading.Event()
+        wake.stop, wake.ended = stop, ended
+        if self._stream_session is None:
+            self._stream_session = make_session(pool_size=16)
+        session = self._stream_session
+        url = handle.status_url.split("?", 1)[0] + "/stream"
+        headers = self.t._headers(url, {"Accept": "text/event-stream"})
+
+        def read():
+            resp, last = None, None
+            try:
+                rem = deadline.remaining() if deadline else STREAM_READ_TIMEOUT_S
+                timeout = (min(self.t.policy.connect_timeout, max(rem, 0.1)), STREAM_READ_TIMEOUT_S)
+                resp = session.get(url, headers=headers, stream=True, timeout=timeout,
+                                   allow_redirects=False)
+                if resp.status_code != 200:
+                    log.debug("fal status stream of %s: HTTP %s (polling)", handle.request_id,
+                              resp.status_code)
+                    return
+                for line in resp.iter_lines(chunk_size=1):
+                    if stop.is_set():
+                        return
+                    if not line.startswith(b"data:"):
+                        continue
+                    try:
+                        status = json.loads(line[5:]).get("status")
+                    except (ValueError, AttributeError):
+                        continue
+                    if status != last:
+                        last = status
+                        wake.set()
+                    if status == "COMPLETED":
+                        return
+            except Exception as e:  # noqa: BLE001 - a broken stream: the polls carry on
+                if not stop.is_set():
+                    log.debug("fal status stream of %s broke: %s (polling)", handle.request_id,
+                              self.t.redact(e))
+            finally:
+                ended.set()
+                wake.set()
+                if resp is not None:
+                    resp.close()
+        threading.Thread(target=read, name="fluxfill-fal-stream", daemon=True).start()
+        return wake
 
     def result(self, handle: FalHandle, *, deadline=None, cancelled=None) -> dict:
         _, body = self.t.call("GET", handle.response_url, what="result", retry=polls,

@@ -44,7 +44,7 @@ def merge_loras(endpoint: Endpoint, stack, params: dict) -> list:
     return loras
 
 
-def prepare(endpoint: Endpoint, provider: str, request: FillRequest) -> Prepared:
+def prepare(endpoint: Endpoint, provider: str, request: FillRequest, price=None) -> Prepared:
     """Validate and encode `request` for `endpoint` of `provider` (its name, part of the
     input hash); `prepare_s` is the time this took."""
     start = time.monotonic()
@@ -81,6 +81,6 @@ def prepare(endpoint: Endpoint, provider: str, request: FillRequest) -> Prepared
     hash_params = map_images(validated, placeholder)
     hash_params["__inputs__"] = {"image": images.sha256(image_png), "mask": images.sha256(mask_png)}
     key = input_hash(provider, endpoint.id, hash_params)
-    est = pricing.estimate_for(endpoint.id, validated, size)
+    est = pricing.estimate_for(endpoint.id, validated, size, price)
     return Prepared(validated, hash_params, image_png, mask_png, size, key, est, extra,
                     prepare_s=time.monotonic() - start)

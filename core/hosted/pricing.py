@@ -11,6 +11,9 @@ Rules (from the providers' endpoint pages):
 - wavespeed-ai/flux-fill-dev    $0.035 per image
 A megapixel is 1024×1024 pixels (fal quotes its per-MP prices "at 1024×1024"); this is an
 estimate, the provider's invoice is authoritative. fal bills successful outputs only.
+
+Every function takes an optional `price` (an endpoint_table.Price): fal's live figure from its
+pricing API (live_prices.py) where one was fetched; None: the built-in table.
 """
 from __future__ import annotations
 
@@ -42,10 +45,15 @@ def for_requests(one: PriceEstimate, count: int) -> PriceEstimate:
     return PriceEstimate(usd, f"{one.basis} × {count} requests", one.megapixels, one.estimated)
 
 
-def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> PriceEstimate:
+def price_of(endpoint_id: str, price: endpoint_table.Price | None = None) -> endpoint_table.Price:
+    """`price` (a live figure) or the table's."""
+    return price if price is not None else endpoint_table.get(endpoint_id).price
+
+
+def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1,
+             price: endpoint_table.Price | None = None) -> PriceEstimate:
     """Price of `num_images` outputs of width×height on `endpoint_id`."""
-    ep = endpoint_table.get(endpoint_id)
-    p = ep.price
+    p = price_of(endpoint_id, price)
     mp = width * height / MEGAPIXEL
     n = int(num_images)
     if p.kind is None:
@@ -57,36 +65,38 @@ def estimate(endpoint_id: str, width: int, height: int, num_images: int = 1) -> 
     return PriceEstimate(round(p.usd * billed * n, 6), basis, mp)
 
 
-def estimate_for(endpoint_id: str, validated: dict, input_size: tuple[int, int]) -> PriceEstimate:
+def estimate_for(endpoint_id: str, validated: dict, input_size: tuple[int, int],
+                 price: endpoint_table.Price | None = None) -> PriceEstimate:
     """Estimate for validated params (output size from image_size/size, else the input's)."""
     w, h = output_size(endpoint_id, validated, input_size)
-    return estimate(endpoint_id, w, h, validated.get("num_images", 1))
+    return estimate(endpoint_id, w, h, validated.get("num_images", 1), price)
 
 
-def actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
+def actual(endpoint_id: str, sizes: list[tuple[int, int]],
+           price: endpoint_table.Price | None = None) -> PriceEstimate:
     """Cost of the outputs actually returned (list of (w, h)), summed per image."""
-    ep = endpoint_table.get(endpoint_id)
-    if ep.price.kind is None:
-        return PriceEstimate(None, ep.price.source)
+    p = price_of(endpoint_id, price)
+    if p.kind is None:
+        return PriceEstimate(None, p.source)
     if not sizes:
         return PriceEstimate(0.0, "no outputs")
     total = 0.0
     for w, h in sizes:
         mp = w * h / MEGAPIXEL
-        units = 1 if ep.price.kind == "per_image" else (
-            math.ceil(mp - 1e-9) if ep.price.kind == "per_mp_ceil" else mp)
-        total += ep.price.usd * units
+        units = 1 if p.kind == "per_image" else (
+            math.ceil(mp - 1e-9) if p.kind == "per_mp_ceil" else mp)
+        total += p.usd * units
     return PriceEstimate(round(total, 6),
                          f"{len(sizes)} output(s): " + ", ".join(f"{w}x{h}" for w, h in sizes))
 
 
-def price_text(endpoint_id: str) -> str:
-    return endpoint_table.get(endpoint_id).price.source
+def price_text(endpoint_id: str, price: endpoint_table.Price | None = None) -> str:
+    return price_of(endpoint_id, price).source
 
 
-def family_of(endpoint_id: str) -> str | None:
+def family_of(endpoint_id: str, price: endpoint_table.Price | None = None) -> str | None:
     """The endpoint whose published rate an unpublished one is counted at (None: published)."""
-    p = endpoint_table.get(endpoint_id).price
+    p = price_of(endpoint_id, price)
     return None if p.kind is not None else p.estimate_from
 
 
@@ -97,18 +107,20 @@ def _at_family_rate(endpoint_id: str, est: PriceEstimate) -> PriceEstimate:
                          est.megapixels, estimated=True)
 
 
-def counted_for(endpoint_id: str, validated: dict, input_size: tuple[int, int]) -> PriceEstimate:
+def counted_for(endpoint_id: str, validated: dict, input_size: tuple[int, int],
+                price: endpoint_table.Price | None = None) -> PriceEstimate:
     """What the daily spend limit counts for a request: its estimate, or for an endpoint without
     a published price the estimate at its family's rate (`estimated` True). usd None only
     for an unpublished endpoint without a family (none in the table)."""
-    family = family_of(endpoint_id)
+    family = family_of(endpoint_id, price)
     if family is None:
-        return estimate_for(endpoint_id, validated, input_size)
+        return estimate_for(endpoint_id, validated, input_size, price)
     w, h = output_size(endpoint_id, validated, input_size)
     return _at_family_rate(endpoint_id, estimate(family, w, h, validated.get("num_images", 1)))
 
 
-def counted_actual(endpoint_id: str, sizes: list[tuple[int, int]]) -> PriceEstimate:
+def counted_actual(endpoint_id: str, sizes: list[tuple[int, int]],
+                   price: endpoint_table.Price | None = None) -> PriceEstimate:
     """`actual`, or at the family's rate for an endpoint without a published price."""
-    family = family_of(endpoint_id)
-    return actual(endpoint_id, sizes) if family is None else _at_family_rate(endpoint_id, actual(family, sizes))
+    family = family_of(endpoint_id, price)
+    return actual(endpoint_id, sizes, price) if family is None else _at_family_rate(endpoint_id, actual(family, sizes))

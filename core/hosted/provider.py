@@ -98,6 +98,7 @@ class HostedProvider:
         self.deadline_s = deadline_s
         self.nsfw = nsfw
         self.max_download_bytes = max_download_bytes
+        self.price = None          # a live price (live_prices.for_provider); None: the table
         self.data_uri_limit = self.ep.data_uri_limit if data_uri_limit is None else data_uri_limit
         self._prepared: dict[int, tuple[FillRequest, Prepared]] = {}
         self._prepared_lock = threading.Lock()
@@ -109,7 +110,7 @@ class HostedProvider:
     def prepare(self, request: FillRequest) -> Prepared:
         """Validate and encode. The result is kept for `fill` of this very request object
         (the node prepares to validate and estimate, then fills: the PNGs are made once)."""
-        prep = prepare(self.ep, self.name, request)
+        prep = prepare(self.ep, self.name, request, self.price)
         with self._prepared_lock:
             self._prepared[id(request)] = (request, prep)
         return prep
@@ -119,10 +120,10 @@ class HostedProvider:
             hit = self._prepared.pop(id(request), None)
         if hit is not None and hit[0] is request:
             return hit[1]
-        return prepare(self.ep, self.name, request)
+        return prepare(self.ep, self.name, request, self.price)
 
     def estimate(self, request: FillRequest) -> pricing.PriceEstimate:
-        return prepare(self.ep, self.name, request).estimate
+        return prepare(self.ep, self.name, request, self.price).estimate
 
     # ------------------------------------------------------------------ the flow
     def fill(self, request: FillRequest, hooks: FillHooks | None = None) -> FillResult:
@@ -299,7 +300,7 @@ class HostedProvider:
                      if isinstance(img, dict) and img.get("width") and img.get("height")]
             if not sizes and run is not None:
                 sizes = [output_size(self.ep.id, run.prep.params, run.prep.size)] * count
-        return pricing.actual(self.ep.id, sizes)
+        return pricing.actual(self.ep.id, sizes, self.price)
 
     def _meta(self, run: _Run, result: dict, flags, sizes, cost: pricing.PriceEstimate) -> dict:
         """The result's report entry. Seeds: the provider returns ONE seed per request (fal's

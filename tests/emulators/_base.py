@@ -44,6 +44,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict = field(default_factory=dict)
+    stream: object = None     # an iterable of bytes: sent chunked, each part as it is produced
 
     @classmethod
     def json(cls, status: int, obj, **headers) -> Response:
@@ -178,6 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(resp)
 
     def _send(self, resp: Response):
+        if resp.stream is not None:
+            return self._send_stream(resp)
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(resp.body)))
@@ -186,6 +189,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(resp.body)
+
+    def _send_stream(self, resp: Response):
+        """Chunked transfer: each part of `resp.stream` goes out (and is flushed) at once."""
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            for part in resp.stream:
+                if part:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:                    # the client went away mid-stream
+            self.close_connection = True
 
     def _reset(self, entry):
         """Close the connection with a TCP RST and no answer at all."""

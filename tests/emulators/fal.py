@@ -1,5 +1,6 @@
-"""FalEmulator: fal.ai's queue (queue.fal.run), sync runs (fal.run), storage (rest.fal.ai)
-and CDN (v3.fal.media) on 127.0.0.1, for the four FLUX fill endpoints. See README.md."""
+"""FalEmulator: fal.ai's queue (queue.fal.run), sync runs (fal.run), storage (rest.fal.ai),
+CDN (v3.fal.media) and platform pricing API (api.fal.ai) on 127.0.0.1, for the four FLUX fill
+endpoints. See README.md."""
 from __future__ import annotations
 
 import json
@@ -94,7 +95,7 @@ PRICES = {"fal-ai/flux-lora-fill": None, "fal-ai/flux-lora/inpainting": 0.035,
 ROUNDED_UP = {"fal-ai/flux-pro/v1/fill", "fal-ai/flux-general/inpainting"}
 HOSTS = {"queue.fal.run": "queue", "queue.falrun.com": "queue", "fal.run": "run",
          "falrun.com": "run", "rest.fal.ai": "rest", "v3.fal.media": "cdn",
-         "v3b.fal.media": "cdn", "fal.media": "cdn"}
+         "v3b.fal.media": "cdn", "fal.media": "cdn", "api.fal.ai": "api"}
 DATA_URI_LIMIT = 10 * 1024 * 1024
 
 
@@ -126,7 +127,8 @@ class FalJob:
 
 
 class FalEmulator(EmulatorBase):
-    routes = {"submit", "status", "result", "cancel", "run", "token", "upload", "file"}
+    routes = {"submit", "status", "stream", "result", "cancel", "run", "token", "upload", "file",
+              "pricing"}
     tls_hosts = frozenset(HOSTS)
 
     def __init__(self, key: str = "test-key", *, queue_seconds: float | None = 0.0,
@@ -143,6 +145,9 @@ class FalEmulator(EmulatorBase):
         self.uploads: list[dict] = []
         self.cdn_tokens: set[str] = set()
         self._rng = random.Random(rng_seed)
+        # what GET /v1/models/pricing answers per endpoint (tests change it); unpublished: absent
+        self.prices = {ep: {"endpoint_id": ep, "unit_price": usd, "unit": "megapixels",
+                            "currency": "USD"} for ep, usd in PRICES.items() if usd is not None}
 
     def start(self):
         super().start()
@@ -150,6 +155,7 @@ class FalEmulator(EmulatorBase):
         self.run_url = f"{self.origin}/run"
         self.rest_url = f"{self.origin}/rest"
         self.cdn_url = f"{self.origin}/cdn"
+        self.api_url = f"{self.origin}/api"
         self.proxy_url = self.origin
         self.ca_file = CA_FILE
         return self
@@ -201,8 +207,10 @@ class FalEmulator(EmulatorBase):
             if "requests" in parts and parts.index("requests") >= 2:
                 i = parts.index("requests")
                 tail = parts[i + 2:]
-                if tail in (["status"], ["status", "stream"]) and m == "GET":
+                if tail == ["status"] and m == "GET":
                     return "status", self._status
+                if tail == ["status", "stream"] and m == "GET":
+                    return "stream", self._status
                 if tail == ["cancel"] and m == "PUT":
                     return "cancel", self._cancel
                 if tail == [] and m == "GET":
@@ -211,6 +219,9 @@ class FalEmulator(EmulatorBase):
             return ("submit", self._submit) if m == "POST" else (None, None)
         if s == "run":
             return ("run", self._run) if m == "POST" else (None, None)
+        if s == "api":
+            return ("pricing", self._pricing) if p == "/v1/models/pricing" and m == "GET" \
+                else (None, None)
         if s == "rest":
             if p == "/storage/auth/token" and m == "POST":
                 return "token", self._token
@@ -470,19 +481,35 @@ class FalEmulator(EmulatorBase):
                              **{"x-fal-request-id": job.request_id})
 
     def _stream(self, req, job, with_logs):
-        """SSE: the whole stream is produced before answering (events every 0.1 s until
-        COMPLETED, at most hang_seconds), so the client sees every state transition."""
-        events, deadline = [], time.monotonic() + self.hang_seconds
-        while not self.stop_event.is_set() and time.monotonic() < deadline:
-            body = self._status_body(req, job, with_logs)
-            if not events or body["status"] != events[-1]["status"] or with_logs:
-                events.append(body)
-            if body["status"] == "COMPLETED":
-                break
-            self.stop_event.wait(0.1)
-        text = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
-        return Response(200, text.encode(), "text/event-stream",
-                        {"x-fal-request-id": job.request_id})
+        """SSE, sent as it happens (chunked): an event at once, then one on every state change
+        (every log line with logs=1) until COMPLETED, a keep-alive comment every 15 s, at most
+        hang_seconds in all."""
+        def events():
+            last, sent_at = None, time.monotonic()
+            deadline = sent_at + self.hang_seconds
+            while not self.stop_event.is_set() and time.monotonic() < deadline:
+                body = self._status_body(req, job, with_logs)
+                key = (body["status"], len(body.get("logs") or []))
+                if key != last:
+                    last, sent_at = key, time.monotonic()
+                    yield f"data: {json.dumps(body)}\n\n".encode()
+                    if body["status"] == "COMPLETED":
+                        return
+                elif time.monotonic() - sent_at >= 15:
+                    sent_at = time.monotonic()
+                    yield b": keep-alive\n\n"
+                self.stop_event.wait(0.01)
+        return Response(200, b"", "text/event-stream", {"x-fal-request-id": job.request_id},
+                        stream=events())
+
+    def _pricing(self, req):
+        """fal's platform pricing API: {prices: [{endpoint_id, unit_price, unit, currency}]}."""
+        if (bad := self._auth_error(req)) is not None:
+            return bad
+        wanted = req.query.get("endpoint_id")
+        with self.lock:
+            prices = [dict(p) for ep, p in self.prices.items() if wanted in (None, ep)]
+        return Response.json(200, {"prices": prices, "next_cursor": None, "has_more": False})
 
     def _result(self, req):
         if (bad := self._auth_error(req)) is not None:

@@ -147,7 +147,8 @@ function requestPrice(panel, node, widgets, endpoint) {
   };
   postJSON("/fluxfill/price", body).then((price) => {
     if (sequence !== panel.seq) return;                 // a newer request is under way
-    setLine(panel, "fluxfill-price", `≈ ${price.text} per source image`, price.usd == null ? "unknown" : String(price.usd));
+    const from = price.source ? ` · price from ${price.source}` : "";   // fal's pricing API or the built-in table
+    setLine(panel, "fluxfill-price", `≈ ${price.text} per source image${from}`, price.usd == null ? "unknown" : String(price.usd));
     setLine(panel, "fluxfill-size", `output: ${note}`);
     noteSpend(price.spend);
     showSpendLine(panel);
