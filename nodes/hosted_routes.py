@@ -25,6 +25,7 @@ from ..core.hosted import endpoint_table, keys, live_prices, pricing, spend
 from ..core.hosted.errors import HostedError
 from ..core.hosted.presentation import describe
 from . import fal_fill, wavespeed_fill
+from .hosted_run import user_dir
 from .node_errors import relative_to_comfyui
 
 log = logging.getLogger("fluxfill.hosted")
@@ -34,20 +35,15 @@ WIDGET_FIELDS = {"FalFill": fal_fill.WIDGET_FIELDS, "WaveSpeedFill": wavespeed_f
 REGISTERED = False
 
 
-def _user_dir():
-    import folder_paths
-    return folder_paths.get_user_directory()
-
-
 def _state_dir():
-    return os.path.join(_user_dir(), "fluxfill")
+    return os.path.join(user_dir(), "fluxfill")
 
 
 def key_flags() -> dict:
     out = {}
     for provider in keys.ENV_VARS:
         try:
-            keys.load_key(provider, _user_dir())
+            keys.load_key(provider, user_dir())
             out[provider] = True
         except Exception:  # noqa: BLE001 - missing or unreadable: not configured
             out[provider] = False
@@ -62,7 +58,7 @@ def store_key(body) -> dict:
         raise ValueError(f"provider must be one of {', '.join(keys.ENV_VARS)}")
     if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or any(c.isspace() for c in key.strip()):
         raise ValueError("key must be a string without spaces or line breaks")
-    keys.save_key(provider, key, _user_dir())
+    keys.save_key(provider, key, user_dir())
     log.info("FluxFill: %s key %s in the key file", provider, "stored" if key.strip() else "removed")
     return key_flags()
 
@@ -95,15 +91,15 @@ def price(body) -> dict:
 
 def live_price(endpoint: str) -> live_prices.PriceInfo:
     """fal's pricing API (cached a day in the user folder; one short try), else the table."""
-    if endpoint_table.get(endpoint).provider != "fal":
-        return live_prices.PriceInfo(None, live_prices.table_source(endpoint))
-    from ..core.hosted.fal import FalClient
-    try:
-        client = FalClient.from_env(_user_dir())
-    except HostedError as e:        # no key (or a broken key file): the table
-        why = f"fal pricing API not asked ({type(e).__name__})"
-        return live_prices.PriceInfo(None, live_prices.table_source(endpoint, why))
-    return live_prices.lookup(endpoint, _state_dir(), client.pricing)
+    client = None
+    if endpoint_table.get(endpoint).provider == "fal":
+        from ..core.hosted.fal import FalClient
+        try:
+            client = FalClient.from_env(user_dir())
+        except HostedError as e:        # no key (or a broken key file): the table
+            why = f"fal pricing API not asked ({type(e).__name__})"
+            return live_prices.PriceInfo(None, live_prices.table_source(endpoint, why))
+    return live_prices.for_endpoint(endpoint, _state_dir(), client)
 
 
 def limit_info() -> dict:
@@ -111,22 +107,21 @@ def limit_info() -> dict:
     out = {"env_var": spend.ENV_VAR, "limit_usd": None, "source": None, "stored_usd": None,
            "env_overrides": False}
     try:
-        limit = spend.daily_limit(_user_dir())
+        limit = spend.daily_limit(user_dir())
         out.update(limit_usd=limit.usd, source=limit.source, stored_usd=limit.stored_usd,
                    env_overrides=limit.source == "env")
     except HostedError as e:
         out["error"] = relative_to_comfyui(str(e))
     out["today_usd"] = spend.spent_today(_state_dir())
     # the status panel's line (empty without a limit)
-    out["text"] = "" if out["limit_usd"] is None else \
-        f"today: {spend.money(out['today_usd'])} of {spend.money(out['limit_usd'])} limit"
+    out["text"] = "" if out["limit_usd"] is None else spend.limit_line(out["today_usd"], out["limit_usd"])
     return out
 
 
 def store_limit(body) -> dict:
     if not isinstance(body, dict) or "limit_usd" not in body:
         raise ValueError("expected a JSON object {limit_usd: number of US dollars, or null for no limit}")
-    spend.save_limit(_user_dir(), body["limit_usd"])      # HostedValidationError is a ValueError
+    spend.save_limit(user_dir(), body["limit_usd"])      # HostedValidationError is a ValueError
     log.info("FluxFill: daily spend limit %s", "removed" if body["limit_usd"] in (None, "") else "stored")
     return limit_info()
 

@@ -143,7 +143,7 @@ def spend_text(report: dict) -> str:
         counted += ", estimated at the family rate"
     if report["limit_usd"] is None:
         return f"\n(no published price{counted})" if report["estimated"] else ""
-    return f"\ntoday: {spend.money(report['today_usd'])} of {spend.money(report['limit_usd'])} limit{counted}"
+    return "\n" + spend.limit_line(report["today_usd"], report["limit_usd"]) + counted
 
 
 def nsfw_check(node: str, results) -> None:
@@ -176,12 +176,12 @@ def build_report(provider: str, node: str, endpoint: str, results, *, estimate, 
                          f"journal (not paid twice)")
         notes.extend(f"image {image_no}: {note}" for note in result.meta.get("notes", []))
     report = report_json(provider, results, node=node, endpoint=endpoint, requests=len(results),
-                       request_ids=[r.meta.get("request_id") for r in results],
-                       seeds=[r.meta.get("seeds") for r in results],
-                       nsfw=[r.meta.get("nsfw") for r in results],
-                       estimate_usd=estimate.usd, estimate_basis=estimate.basis,
-                       cost_usd=actual, ignored=ignored, notes=notes,
-                       total_s=round(time.monotonic() - started, 3), **extra)
+                         request_ids=[r.meta.get("request_id") for r in results],
+                         seeds=[r.meta.get("seeds") for r in results],
+                         nsfw=[r.meta.get("nsfw") for r in results],
+                         estimate_usd=estimate.usd, estimate_basis=estimate.basis,
+                         cost_usd=actual, ignored=ignored, notes=notes,
+                         total_s=round(time.monotonic() - started, 3), **extra)
     return relative_to_comfyui(report)     # notes may quote a file of this machine
 
 

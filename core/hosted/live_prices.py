@@ -136,9 +136,14 @@ def lookup(endpoint_id: str, state_dir, fetch, *, now: float | None = None) -> P
     return PriceInfo(None, table_source(endpoint_id, why))
 
 
+def for_endpoint(endpoint_id: str, state_dir, client) -> PriceInfo:
+    """What estimates of `endpoint_id` use: fal's live price through `client` (a FalClient),
+    else (WaveSpeed, no client) the table."""
+    if client is None or not hasattr(client, "pricing"):
+        return PriceInfo(None, table_source(endpoint_id))
+    return lookup(endpoint_id, state_dir, client.pricing)
+
+
 def for_provider(provider) -> PriceInfo:
     """What a hosted provider's estimates use: fal's live price, WaveSpeed's table."""
-    endpoint_id = provider.ep.id
-    if provider.name != "fal" or not hasattr(provider.client, "pricing"):
-        return PriceInfo(None, table_source(endpoint_id))
-    return lookup(endpoint_id, provider.state_dir, provider.client.pricing)
+    return for_endpoint(provider.ep.id, provider.state_dir, provider.client if provider.name == "fal" else None)

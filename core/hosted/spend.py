@@ -145,6 +145,11 @@ def free_requests(provider, prepared: list) -> list[bool]:
     return out
 
 
+def limit_line(today_usd: float, limit_usd: float) -> str:
+    """The line the node's progress text and the hosted nodes' panel show when a limit is set."""
+    return f"today: {money(today_usd)} of {money(limit_usd)} limit"
+
+
 def money(usd: float | None) -> str:
     """$0.12, or $0.0350 where cents are not enough."""
     if usd is None:
