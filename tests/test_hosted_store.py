@@ -26,6 +26,12 @@ CHILD = textwrap.dedent("""
             print("deleted", deleted, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)      # a crash in the middle of the transaction
         store.compact(sys.argv[2], on_batch=die, batch=10)
+    elif sys.argv[3].startswith("open-at="):
+        import time
+        while time.time() < float(sys.argv[3][8:]):
+            pass
+        with store.connect(sys.argv[2]) as con:                  # makes the database, WAL
+            print(con.execute("PRAGMA journal_mode").fetchone()[0])
     else:
         for i in range(50):
             Ledger(sys.argv[2]).append(provider="fal", endpoint="e", request_id=f"r{i % 10}",
@@ -115,3 +121,18 @@ def test_the_ledger_adds_a_request_once_across_processes(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert sorted(e["request_id"] for e in Ledger(tmp_path).entries()) == [f"r{i}" for i in range(10)]
     assert len((tmp_path / store.LEDGER_LOG).read_text().splitlines()) == 10
+
+
+def test_processes_making_the_database_at_the_same_instant_all_open_it(tmp_path):
+    """sqlite refuses a second simultaneous switch to WAL at once ("database is locked", no busy
+    wait): without the store's retry, two ComfyUI servers starting on one user folder failed."""
+    for attempt in range(8):
+        state = tmp_path / f"new{attempt}"
+        state.mkdir()
+        at = f"open-at={time.time() + 1.0}"
+        procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), str(state), at],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+        assert [out.strip() for out, _ in outs] == ["wal"] * 4

@@ -108,6 +108,21 @@ def _insert_ledger(con, rec: dict) -> bool:
     return cur.rowcount == 1
 
 
+def _use_wal(con: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Switch the database to WAL (a lasting setting of the file). sqlite answers "database is
+    locked" at once, without waiting on the busy timeout, when two processes make that switch
+    on a new database at the same instant; so try again until it holds or `patience` runs out."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")   # a file system without WAL keeps its mode
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _prepare(state_dir: Path, path: Path) -> None:
     """Once per process and database: WAL, tables, the one-time import of the JSONL files,
     then, in a journal of over AUTO_COMPACT_ROWS rows, a compaction (see compact)."""
@@ -116,7 +131,7 @@ def _prepare(state_dir: Path, path: Path) -> None:
             return
         con = _open(path)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            _use_wal(con)
             con.executescript(SCHEMA)
             con.execute("BEGIN IMMEDIATE")
             try:
