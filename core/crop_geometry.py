@@ -62,6 +62,22 @@ def place(lo: int, hi: int, size: int, total: int) -> int:
     return min(max(start, 0), total - size)
 
 
+def context_size(box: Box, context_factor: float, context_px: int) -> tuple[int, int]:
+    """Crop size a box asks for: its sides x context_factor (at least 1) + 2 x context_px."""
+    factor = max(1.0, context_factor)
+    return (math.ceil((box[2] - box[0]) * factor) + 2 * max(0, context_px),
+            math.ceil((box[3] - box[1]) * factor) + 2 * max(0, context_px))
+
+
+def widen(cw: int, ch: int, ow: int, oh: int, canvas_w: int, canvas_h: int) -> tuple[int, int]:
+    """A cw x ch crop widened (never narrowed) to the fill's aspect ratio ow:oh, within the canvas."""
+    if ow * ch > oh * cw:
+        cw = min(canvas_w, -(-ch * ow // oh))
+    elif ow * ch < oh * cw:
+        ch = min(canvas_h, -(-cw * oh // ow))
+    return cw, ch
+
+
 def plan_crop(canvas_w: int, canvas_h: int, bboxes: list[Box | None], crop: bool = True,
               context_factor: float = 1.2, context_px: int = 32, target_mp: float = 1.0,
               multiple: int = 16, max_side: int = 2048) -> CropPlan:
@@ -74,20 +90,34 @@ def plan_crop(canvas_w: int, canvas_h: int, bboxes: list[Box | None], crop: bool
     if not crop or not boxes:
         ow, oh = output_size(canvas_w, canvas_h, target_mp, multiple, max_side)
         return CropPlan(tuple((0, 0) for _ in bboxes), canvas_w, canvas_h, ow, oh)
-    factor = max(1.0, context_factor)
-    need_w = max(math.ceil((x1 - x0) * factor) + 2 * max(0, context_px) for x0, _, x1, _ in boxes)
-    need_h = max(math.ceil((y1 - y0) * factor) + 2 * max(0, context_px) for _, y0, _, y1 in boxes)
-    cw, ch = min(canvas_w, need_w), min(canvas_h, need_h)
+    needs = [context_size(b, context_factor, context_px) for b in boxes]
+    cw, ch = min(canvas_w, max(w for w, _ in needs)), min(canvas_h, max(h for _, h in needs))
     if target_mp <= 0:  # native size: grow the crop to the multiple, so that the scale is 1
         cw, ch = min(canvas_w, ceil_to_multiple(cw, multiple)), min(canvas_h, ceil_to_multiple(ch, multiple))
     ow, oh = output_size(cw, ch, target_mp, multiple, max_side)
-    if ow * ch > oh * cw:
-        cw = min(canvas_w, -(-ch * ow // oh))
-    elif ow * ch < oh * cw:
-        ch = min(canvas_h, -(-cw * oh // ow))
+    cw, ch = widen(cw, ch, ow, oh, canvas_w, canvas_h)
     origins = []
     for b in bboxes:
         if b is None:
             b = (canvas_w // 2, canvas_h // 2, canvas_w // 2, canvas_h // 2)
         origins.append((place(b[0], b[2], cw, canvas_w), place(b[1], b[3], ch, canvas_h)))
     return CropPlan(tuple(origins), cw, ch, ow, oh)
+
+
+def region_crops(canvas_w: int, canvas_h: int, boxes: list[Box], crop: bool = True,
+                 context_factor: float = 1.2, context_px: int = 32, target_mp: float = 1.0,
+                 multiple: int = 16, max_side: int = 2048):
+    """Separate regions: (plan, [(origin, (crop_w, crop_h)) per box]). One fill size for all
+    (plan.out_w x plan.out_h: a batch has one size), chosen as plan_crop chooses it for the
+    boxes together. Each box gets its own crop, its context size widened to the fill's aspect
+    ratio, so each region has its own scale; with target_mp 0 (scale 1) or crop off, every box
+    gets plan_crop's common crop size instead."""
+    plan = plan_crop(canvas_w, canvas_h, boxes, crop, context_factor, context_px, target_mp, multiple, max_side)
+    if not crop or target_mp <= 0:
+        return plan, [(origin, (plan.crop_w, plan.crop_h)) for origin in plan.origins]
+    crops = []
+    for box in boxes:
+        need_w, need_h = context_size(box, context_factor, context_px)
+        cw, ch = widen(min(canvas_w, need_w), min(canvas_h, need_h), plan.out_w, plan.out_h, canvas_w, canvas_h)
+        crops.append(((place(box[0], box[2], cw, canvas_w), place(box[1], box[3], ch, canvas_h)), (cw, ch)))
+    return plan, crops

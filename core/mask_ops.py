@@ -18,8 +18,9 @@ def invert(mask: torch.Tensor) -> torch.Tensor:
 
 
 def threshold(mask: torch.Tensor, t: float) -> torch.Tensor:
-    """Drop faint values: everything below t becomes 0 (values >= t are kept as they are)."""
-    return torch.where(mask < t, 0.0, mask) if t > 0 else mask
+    """A hard mask: values below t become 0 (faint strokes dropped), values at or above t become
+    1 (a soft or half-opaque brush counts fully); t = 0 is off."""
+    return torch.where(mask < t, 0.0, 1.0).to(mask.dtype) if t > 0 else mask
 
 
 def bboxes(mask: torch.Tensor) -> list[tuple[int, int, int, int] | None]:

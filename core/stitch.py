@@ -1,8 +1,9 @@
 """STITCH: what PasteBack needs to put fills back, and the tensor ops of crop and paste.
 
 Layout follows ComfyUI: images [B, H, W, C] float 0..1, masks [B, H, W]. Everything runs in
-float on the images' device, on the whole batch at once. Paste writes only inside the crop
-boxes and keeps the original wherever the blend mask is 0 (torch.where, not arithmetic),
+float on the images' device; paste works piece by piece (a crop of one source: MaskPrep makes
+one per image, or one per region), each piece's k fills at once. Paste writes only inside the
+crop boxes and keeps the original wherever the blend mask is 0 (torch.where, not arithmetic),
 so those pixels are bit-identical to the input, in any dtype.
 """
 from __future__ import annotations
@@ -15,21 +16,31 @@ from dataclasses import dataclass
 import torch
 
 from . import mask_ops
+from .color_match import matched
 
 PAD_RGBA = (0.5, 0.5, 0.5, 1.0)  # colour of outpaint padding before it is filled (opaque grey)
 _HUGE_PAGE = 1 << 21
 _BIG = 1 << 26  # 64 MiB
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One crop of a source image: where it sits and what of it the fill replaces."""
+    source: int                  # index of the source image in Stitch.images
+    origin: tuple[int, int]      # crop box top-left (x, y) in the canvas
+    crop_size: tuple[int, int]   # (w, h) of the crop box, in canvas pixels
+    fill_mask: torch.Tensor      # [crop_h, crop_w] the mask to fill (processed)
+    blend: torch.Tensor          # [crop_h, crop_w] the feathered blend mask
+
+
 @dataclass
 class Stitch:
+    """Everything PasteBack needs. One piece per source image (MaskPrep's `together`), or one
+    per region of each source (`separate`), image-major; every piece was resized to fill_size."""
     images: torch.Tensor                  # [S, H, W, C] the original images, untouched
     pad: tuple[int, int, int, int]        # outpaint padding left, top, right, bottom
-    origins: tuple[tuple[int, int], ...]  # per source image: crop box top-left in the canvas
-    crop_size: tuple[int, int]            # (w, h) of every crop box, in canvas pixels
-    fill_size: tuple[int, int]            # (w, h) of the image MaskPrep handed to the fill
-    fill_mask: torch.Tensor               # [1 or S, crop_h, crop_w] the mask to fill (processed)
-    blend: torch.Tensor                   # [1 or S, crop_h, crop_w] the feathered blend mask
+    pieces: tuple[Piece, ...]
+    fill_size: tuple[int, int]            # (w, h) of the images MaskPrep handed to the fill
     feather: int = 0
 
     @property
@@ -38,25 +49,33 @@ class Stitch:
         left, top, right, bottom = self.pad
         return w + left + right, h + top + bottom
 
-    @property
-    def scale(self) -> tuple[float, float]:
-        return self.fill_size[0] / self.crop_size[0], self.fill_size[1] / self.crop_size[1]
+    def scale(self, piece: Piece) -> tuple[float, float]:
+        return self.fill_size[0] / piece.crop_size[0], self.fill_size[1] / piece.crop_size[1]
 
 
-def source_index(sources: int, fills: int) -> list[int]:
-    """Which source image each fill belongs to: N:N, all fills of one source, or k per source
-    in order (image 0's fills first), the order fill nodes produce."""
-    if fills == sources:
-        return list(range(fills))
-    if sources == 1:
-        return [0] * fills
-    if fills > 0 and fills % sources == 0:
-        k = fills // sources
-        return [i // k for i in range(fills)]
+def blend_on_canvas(stitch: Stitch) -> torch.Tensor:
+    """[S, canvas_h, canvas_w]: each source's blend mask over the whole canvas (its pieces'
+    maximum; 0 outside every crop): where PasteBack may change a pixel."""
+    w_all, h_all = stitch.canvas_size
+    out = torch.zeros(stitch.images.shape[0], h_all, w_all, device=stitch.images.device)
+    for piece in stitch.pieces:
+        (x, y), (cw, ch) = piece.origin, piece.crop_size
+        view = out[piece.source, y:y + ch, x:x + cw]
+        torch.maximum(view, piece.blend.to(out.device).float(), out=view)
+    return out
+
+
+def fills_per_piece(sources: int, pieces: int, fills: int) -> int:
+    """k: how many fills each piece gets. Fill nodes output k per input image, grouped by image
+    (piece 0's fills first), so the fills are k per piece in piece order; k = fills / pieces."""
+    if pieces > 0 and fills > 0 and fills % pieces == 0:
+        return fills // pieces
+    what = (f"{pieces} crops (regions) of {sources} source image(s)" if pieces != sources
+            else f"{sources} source image(s)")
     raise ValueError(
-        f"PasteBack got {fills} fill image(s) for {sources} source image(s): give one fill per "
-        f"source ({sources}), k fills per source grouped by source (a multiple of {sources}), "
-        f"or use a single source image.")
+        f"PasteBack got {fills} fill image(s) for {what}: give one fill per crop ({pieces}) or k "
+        f"fills per crop grouped by crop (a multiple of {pieces}), as the fill nodes output them "
+        f"when MaskPrep's image output is their image input.")
 
 
 def window(origins, offset, w, h, src_h, src_w, device):
@@ -149,35 +168,82 @@ def _canvas(orig: torch.Tensor, src: list[int], pad) -> torch.Tensor:
     return out
 
 
-def paste(stitch: Stitch, fills: torch.Tensor, feather: int | None = None) -> torch.Tensor:
-    """Put the fills back into the original images; returns [F, canvas_h, canvas_w, C].
+def limit_mask(limit: torch.Tensor, stitch: Stitch) -> torch.Tensor:
+    """PasteBack's `mask` next to a STITCH, as [1 or S, canvas_h, canvas_w] float: at the image's
+    size (the outpaint area counts as allowed) or at the canvas's; 1 = paste, 0 = keep."""
+    limit = limit.unsqueeze(0) if limit.ndim == 2 else limit
+    sources, h, w, _ = stitch.images.shape
+    cw, ch = stitch.canvas_size
+    if limit.ndim != 3 or limit.shape[1:] not in ((h, w), (ch, cw)):
+        size = "x".join(map(str, tuple(limit.shape)[::-1][:2]))
+        raise ValueError(f"PasteBack: mask ({size}) limits where the fill is pasted and must have the image's "
+                         f"size ({w}x{h}) or, with outpaint padding, the canvas's ({cw}x{ch}); disconnect it "
+                         f"to paste everything MaskPrep prepared.")
+    if limit.shape[0] not in (1, sources):
+        raise ValueError(f"PasteBack got {sources} image(s) and {limit.shape[0]} masks: give one mask "
+                         f"(used for every image) or one mask per image.")
+    limit = limit.to(device=stitch.images.device, dtype=torch.float32)
+    if limit.shape[1:] == (ch, cw):
+        return limit
+    left, top, _, _ = stitch.pad
+    return take(limit, [(0, 0)] * limit.shape[0], cw, ch, 1.0, offset=(left, top))
 
-    feather: None keeps the STITCH's blend mask; a number rebuilds it from the fill mask
-    (the ramp stops at the crop box, sized for MaskPrep's own feather)."""
+
+def inside_source(stitch: Stitch, piece: Piece) -> torch.Tensor:
+    """[crop_h, crop_w] bool: where the piece's crop box holds pixels of the source (not padding)."""
+    _, h, w, _ = stitch.images.shape
+    left, top, _, _ = stitch.pad
+    cw, ch = piece.crop_size
+    return window([piece.origin], (left, top), cw, ch, h, w, stitch.images.device)[2][0]
+
+
+def paste(stitch: Stitch, fills: torch.Tensor, feather: int | None = None, color_match: float = 0.0,
+          limit: torch.Tensor | None = None) -> torch.Tensor:
+    """Put the fills back into the original images; returns [S x k, canvas_h, canvas_w, C]:
+    one image per source and fill round (k fills per piece), whatever the number of pieces.
+
+    feather: None keeps the STITCH's blend mask; a number rebuilds it from the fill mask (the
+    ramp stops at the crop box, sized for MaskPrep's own feather). color_match: 0..1, how much
+    of the fill's colour drift (core.color_match) to correct. limit: PasteBack's mask, which
+    narrows where the fill is pasted (the blend is at most the limit)."""
     if not isinstance(stitch, Stitch):
         raise TypeError(f"PasteBack: the stitch input must come from FluxFill's MaskPrep, got a "
                         f"{type(stitch).__name__} (another pack's STITCH?): connect MaskPrep's stitch output.")
     orig = stitch.images
     if fills.ndim != 4:
         raise ValueError(f"PasteBack: the fill must be an IMAGE batch [B, H, W, C], got shape {tuple(fills.shape)}")
-    src = source_index(orig.shape[0], fills.shape[0])
-    cw, ch = stitch.crop_size
-    blend = stitch.blend if feather is None else mask_ops.feather(stitch.fill_mask, feather)
+    sources = orig.shape[0]
+    k = fills_per_piece(sources, len(stitch.pieces), fills.shape[0])
+    limits = None if limit is None else limit_mask(limit, stitch)
     dev, dtype, c = orig.device, orig.dtype, orig.shape[-1]
-    sel = torch.tensor(src, device=dev)
-    out = _canvas(orig, src, stitch.pad)  # the one full-size copy: the output itself
-    origins = [stitch.origins[i] for i in src]
-    fill = resize(fills.to(dev), cw, ch).float()
-    region = take(out, origins, cw, ch, 0.0)
-    if fill.shape[-1] >= c:
-        fill = fill[..., :c]
-    else:  # e.g. RGB fill of an RGBA image: keep the original's extra channels
-        fill = torch.cat([fill, region[..., fill.shape[-1]:].float()], dim=-1)
-    wgt = blend.to(dev)[sel if blend.shape[0] > 1 else torch.zeros_like(sel)].unsqueeze(-1).float()
-    mixed = torch.lerp(region.float(), fill, wgt).to(dtype)  # lerp(a, b, 1) == b exactly
-    result = torch.where(wgt == 0, region, mixed)
-    for i, (x, y) in enumerate(origins):
-        out[i, y:y + ch, x:x + cw] = result[i]
+    out = _canvas(orig, [s for s in range(sources) for _ in range(k)], stitch.pad)  # the one full-size copy
+    fills = fills.to(dev)
+    feathered = {}      # one feather per fill mask (a shared mask serves every source)
+    for p, piece in enumerate(stitch.pieces):
+        (x, y), (cw, ch) = piece.origin, piece.crop_size
+        region = out[piece.source * k:(piece.source + 1) * k, y:y + ch, x:x + cw]
+        fill = resize(fills[p * k:(p + 1) * k], cw, ch).float()
+        if fill.shape[-1] >= c:
+            fill = fill[..., :c]
+        else:  # e.g. RGB fill of an RGBA image: keep the original's extra channels
+            fill = torch.cat([fill, region[..., fill.shape[-1]:].float()], dim=-1)
+        blend = piece.blend
+        if feather is not None:
+            key = id(piece.fill_mask)
+            if key not in feathered:
+                feathered[key] = mask_ops.feather(piece.fill_mask[None], feather)[0]
+            blend = feathered[key]
+        blend = blend.to(dev)
+        if color_match > 0:
+            reference = take(orig[piece.source:piece.source + 1], [piece.origin], cw, ch, 0.0,
+                             offset=stitch.pad[:2])[0, ..., :3].float()
+            rgb = matched(fill[..., :3], reference, blend > 0, inside_source(stitch, piece), color_match)
+            fill = torch.cat([rgb, fill[..., 3:]], dim=-1) if fill.shape[-1] > 3 else rgb
+        if limits is not None:
+            blend = torch.minimum(blend, limits[piece.source if limits.shape[0] > 1 else 0, y:y + ch, x:x + cw])
+        wgt = blend[None, ..., None].float()
+        mixed = torch.lerp(region.float(), fill, wgt).to(dtype)  # lerp(a, b, 1) == b exactly
+        region.copy_(torch.where(wgt == 0, region, mixed))
     return out
 
 
@@ -195,6 +261,7 @@ def from_mask(image: torch.Tensor, mask: torch.Tensor, feather: int = 0) -> Stit
         raise ValueError(f"PasteBack got {s} image(s) and {mask.shape[0]} masks: give one mask "
                          f"(used for every image) or one mask per image.")
     mask = mask.to(device=image.device, dtype=torch.float32)
-    return Stitch(images=image, pad=(0, 0, 0, 0), origins=tuple((0, 0) for _ in range(s)),
-                  crop_size=(w, h), fill_size=(w, h), fill_mask=mask,
-                  blend=mask_ops.feather(mask, feather), feather=max(0, feather))
+    blend = mask_ops.feather(mask, feather)
+    pieces = tuple(Piece(source=i, origin=(0, 0), crop_size=(w, h), fill_mask=mask[i if mask.shape[0] > 1 else 0],
+                         blend=blend[i if mask.shape[0] > 1 else 0]) for i in range(s))
+    return Stitch(images=image, pad=(0, 0, 0, 0), pieces=pieces, fill_size=(w, h), feather=max(0, feather))

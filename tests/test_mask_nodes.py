@@ -49,10 +49,10 @@ def test_defaults_round_trip_keeps_every_pixel_outside_the_blend(comfy):
     assert set(fill_mask.unique().tolist()) == {0.0, 1.0}  # a hard mask stays hard
     out, = result(comfy.call("PasteBack", fill=torch.zeros_like(fill_img), feather=-1, stitch=stitch))
     assert out.shape == image.shape
-    x, y = stitch.origins[0]
-    cw, ch = stitch.crop_size
+    (x, y), (cw, ch) = stitch.pieces[0].origin, stitch.pieces[0].crop_size
+    assert [p.origin for p in stitch.pieces] == [(x, y)] * 2        # one mask: one crop box for both
     outside = torch.ones(300, 420, dtype=torch.bool)
-    outside[y:y + ch, x:x + cw] = stitch.blend[0] == 0
+    outside[y:y + ch, x:x + cw] = stitch.pieces[0].blend == 0
     assert torch.equal(out[:, outside], image[:, outside])
     assert (out[:, 120:180, 200:260] == 0).all()
 

@@ -102,7 +102,9 @@ def test_grow_cost_does_not_depend_on_radius_in_work_done():
 
 def test_threshold_and_invert():
     m = torch.tensor([[[0.0, 0.1, 0.49, 0.5, 1.0]]])
-    assert torch.equal(mask_ops.threshold(m, 0.3), torch.tensor([[[0.0, 0.0, 0.49, 0.5, 1.0]]]))
+    # a hard mask: faint values dropped, the rest fully masked (a half-opaque brush counts fully)
+    assert torch.equal(mask_ops.threshold(m, 0.3), torch.tensor([[[0.0, 0.0, 1.0, 1.0, 1.0]]]))
+    assert torch.equal(mask_ops.threshold(m, 0.5), torch.tensor([[[0.0, 0.0, 0.0, 1.0, 1.0]]]))
     assert mask_ops.threshold(m, 0.0) is m
     assert torch.allclose(mask_ops.invert(m), 1 - m)
 

@@ -7,22 +7,14 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from fluxfill.core.prep import PrepOptions, prepare
-from fluxfill.core.stitch import from_mask, paste, source_index
+from fluxfill.core.stitch import blend_on_canvas, fills_per_piece, from_mask, paste
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
 
-def canvas_blend(stitch, fills=None):
-    """The blend mask of each output image on the whole canvas (zeros outside the crop box)."""
-    s = stitch.images.shape[0]
-    src = source_index(s, fills if fills is not None else s)
-    cw, ch = stitch.crop_size
-    w_all, h_all = stitch.canvas_size
-    out = torch.zeros(len(src), h_all, w_all)
-    for i, j in enumerate(src):
-        x, y = stitch.origins[j]
-        out[i, y:y + ch, x:x + cw] = stitch.blend[j if stitch.blend.shape[0] > 1 else 0]
-    return out
+def canvas_blend(stitch, k=1):
+    """The blend mask of each output image on the whole canvas (zeros outside the crop boxes)."""
+    return blend_on_canvas(stitch).repeat_interleave(k, 0)
 
 
 def in_image(out, stitch):
@@ -51,15 +43,17 @@ def cases(draw):
                       feather=draw(st.integers(0, 6)), pad=pad, crop=draw(st.booleans()),
                       context_factor=draw(st.floats(1.0, 2.0)), context_px=draw(st.integers(0, 12)),
                       target_mp=draw(st.sampled_from([0.0, 0.0, 0.004, 0.02])),
-                      multiple=draw(st.sampled_from([1, 8, 16])), max_side=draw(st.integers(64, 256)))
+                      multiple=draw(st.sampled_from([1, 8, 16])), max_side=draw(st.integers(64, 256)),
+                      regions=draw(st.sampled_from(["together", "together", "separate"])),
+                      region_gap=draw(st.sampled_from([0, 4, 64])))
     return image, mask, opt
 
 
 def prepare_or_skip(image, mask, opt):
     try:
         return prepare(image, mask, opt)
-    except ValueError as e:  # an empty mask (e.g. after invert) is a user error, said clearly
-        assert "empty" in str(e)
+    except ValueError as e:  # an empty mask (e.g. after invert), too many regions: user errors, said clearly
+        assert "empty" in str(e) or "raise region_gap" in str(e)
         return None
 
 
@@ -71,20 +65,30 @@ def test_outside_the_blend_mask_nothing_changes(case, k):
     if got is None:
         return
     fill_img, fill_mask, stitch = got
-    assert fill_img.shape[0] == image.shape[0] and fill_img.shape[-1] == 3
-    assert fill_mask.shape == (mask.shape[0], fill_img.shape[1], fill_img.shape[2])
-    fills = torch.rand(image.shape[0] * k, *fill_img.shape[1:])  # k fills per source
-    out = paste(stitch, fills)
+    pieces = len(stitch.pieces)
+    assert fill_img.shape[0] == pieces and fill_img.shape[-1] == 3
+    if opt.regions == "together":
+        assert pieces == image.shape[0]
+        assert fill_mask.shape == (mask.shape[0], fill_img.shape[1], fill_img.shape[2])
+    else:
+        assert fill_mask.shape == (pieces, fill_img.shape[1], fill_img.shape[2])
+        assert [p.source for p in stitch.pieces] == sorted(p.source for p in stitch.pieces)  # image-major
+    fills = torch.rand(pieces * k, *fill_img.shape[1:])  # k fills per crop
+    out = paste(stitch, fills, color_match=draw_cm(k))
     w_all, h_all = stitch.canvas_size
-    assert out.shape == (fills.shape[0], h_all, w_all, image.shape[-1])
-    keep = in_image(canvas_blend(stitch, fills.shape[0]), stitch) == 0
+    assert out.shape == (image.shape[0] * k, h_all, w_all, image.shape[-1])   # per source, never per region
+    keep = in_image(canvas_blend(stitch, k), stitch) == 0
     orig = image.repeat_interleave(k, 0)
     assert torch.equal(in_image(out, stitch)[keep], orig[keep])
     if any(opt.pad):  # the new area is always part of the hole: fully replaced
         pad_area = torch.ones(h_all, w_all, dtype=torch.bool)
         left, top, _, _ = stitch.pad
         pad_area[top:top + image.shape[1], left:left + image.shape[2]] = False
-        assert (canvas_blend(stitch, fills.shape[0])[:, pad_area] == 1).all()
+        assert (canvas_blend(stitch, k)[:, pad_area] == 1).all()
+
+
+def draw_cm(k):
+    return (0.0, 1.0)[k - 1]   # colour match on (k = 2) or off: outside the blend, nothing moves either way
 
 
 @SETTINGS
@@ -97,7 +101,7 @@ def test_crop_then_paste_of_the_unchanged_fill_is_the_original(case):
         return
     fill_img, _, stitch = got
     out = in_image(paste(stitch, fill_img), stitch)
-    if stitch.scale == (1.0, 1.0):
+    if all(stitch.scale(p) == (1.0, 1.0) for p in stitch.pieces):
         assert torch.equal(out[..., :3], image[..., :3])
         assert torch.equal(out[..., 3:], image[..., 3:])  # alpha untouched
     else:
@@ -117,7 +121,7 @@ def test_round_trip_through_a_resize_stays_close():
     mask = torch.zeros(1, 240, 320)
     mask[0, 100:140, 120:200] = 1
     fill_img, _, stitch = prepare(image, mask, PrepOptions(target_mp=0.25))
-    assert stitch.scale[0] > 2  # upscaled for the fill, downscaled (antialiased) on the way back
+    assert stitch.scale(stitch.pieces[0])[0] > 2  # upscaled for the fill, downscaled (antialiased) on the way back
     out = paste(stitch, fill_img)
     assert (out - image).abs().max() < 2e-3
 
@@ -154,7 +158,7 @@ def test_fill_of_another_size_is_resized_antialiased():
     mask = torch.zeros(1, 64, 64)
     mask[0, 16:48, 16:48] = 1
     _, _, stitch = prepare(image, mask, PrepOptions(target_mp=0.0, feather=0, context_px=0))
-    cw, ch = stitch.crop_size
+    cw, ch = stitch.pieces[0].crop_size
     stripes = torch.zeros(1, ch * 4, cw * 4, 3)
     stripes[:, ::2] = 1.0  # one-pixel stripes: aliasing would turn these into bands
     out = paste(stitch, stripes)
@@ -162,12 +166,15 @@ def test_fill_of_another_size_is_resized_antialiased():
     assert (hole - 0.5).abs().max() < 0.05
 
 
-def test_fill_counts_map_to_sources():
-    assert source_index(2, 2) == [0, 1]
-    assert source_index(1, 3) == [0, 0, 0]
-    assert source_index(2, 6) == [0, 0, 0, 1, 1, 1]
+def test_fill_counts_map_to_pieces():
+    assert fills_per_piece(2, 2, 2) == 1
+    assert fills_per_piece(1, 1, 3) == 3
+    assert fills_per_piece(2, 2, 6) == 3
+    assert fills_per_piece(1, 3, 6) == 2            # 3 regions of one image, 2 fills each
     with pytest.raises(ValueError, match=r"3 fill image\(s\) for 2 source image\(s\)"):
-        source_index(2, 3)
+        fills_per_piece(2, 2, 3)
+    with pytest.raises(ValueError, match=r"4 fill image\(s\) for 3 crops \(regions\) of 1 source"):
+        fills_per_piece(1, 3, 4)
 
 
 def test_k_fills_per_source_go_to_their_own_source():
