@@ -11,8 +11,9 @@ gradient, a shadow) instead of being one global offset:
 2. on the ring cells (context cells within RING_CELLS of the paste area) the drift is
    original - fill, per channel;
 3. push-pull interpolation (a pyramid: averages pulled down, estimates pushed back up where a
-   level knows nothing) fills the whole grid from the ring: exact on the ring, smooth inside,
-   a constant drift stays that constant;
+   level knows nothing, a few smoothing sweeps per level, as a multigrid solver of the membrane
+   equation would) fills the whole grid from the ring: exact on the ring, smooth inside, a
+   constant drift stays that constant and a gradient carries on across the hole;
 4. the grid is upsampled (bilinear) to the crop and added to the fill, scaled by the strength.
 
 PasteBack applies the corrected fill through the blend mask only, so nothing outside it moves.
@@ -24,6 +25,7 @@ import torch.nn.functional as functional
 
 RING_CELLS = 3      # ring width in cells around the paste area
 GRID_CELLS = 64     # cells along the shorter side of the crop (cell size 2..16 px)
+RELAX = 4           # smoothing sweeps per pyramid level on the way up
 
 
 def cell_size(h: int, w: int) -> int:
@@ -49,9 +51,17 @@ def push_pull(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     v, w = levels[-1]
     estimate = torch.where(w > 0, v, 0.0)
     for v, w in reversed(levels[:-1]):
-        above = functional.interpolate(estimate, size=v.shape[-2:], mode="bilinear", align_corners=False)
-        estimate = w * v + (1 - w) * above
+        estimate = w * v + (1 - w) * functional.interpolate(estimate, size=v.shape[-2:], mode="bilinear",
+                                                            align_corners=False)
+        for _ in range(RELAX):       # smooth the unknown cells towards their neighbours' mean (a
+            estimate = w * v + (1 - w) * _neighbours(estimate)   # membrane: gradients carry on)
     return estimate
+
+
+def _neighbours(x: torch.Tensor) -> torch.Tensor:
+    """The mean of each cell's 4 neighbours (edges repeat)."""
+    p = functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    return (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) / 4
 
 
 def drift(fills: torch.Tensor, reference: torch.Tensor, paste_area: torch.Tensor,

@@ -8,6 +8,8 @@ image.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 OPAQUE = 0.99        # a peak below this is "never fully opaque" (8-bit editors stop at 254/255 = 0.996)
@@ -41,13 +43,13 @@ def mask_hints(mask: torch.Tensor, boxes: list, opt, padded: bool) -> list[str]:
                 mostly[i] = share
     hints = []
     if soft:
-        low = max(soft.values())
+        lowest, highest = min(soft.values()), max(soft.values())
+        peaks = f"{lowest:.3g}" if len(soft) == 1 else f"{lowest:.3g} to {highest:.3g}"
         hints.append(
-            f"{_which(sorted(soft), len(boxes))} is never fully opaque (highest value "
-            f"{min(soft.values()):.2f}{'' if len(soft) == 1 else f'-{low:.2f}'}), so the fill only partly "
-            f"replaces what is there and the original shows through: set threshold to "
-            f"{min(soft.values()):.2f} or a little lower (values at or above it count as fully masked), "
-            f"or paint the mask at full opacity.")
+            f"{_which(sorted(soft), len(boxes))} is never fully opaque (highest value {peaks}), so the fill "
+            f"only partly replaces what is there and the original shows through: set threshold to "
+            f"{math.floor(lowest * 100) / 100:.2f} (values at or above it count as fully masked), or paint "
+            f"the mask at full opacity.")
     if mostly:
         share = min(mostly.values())
         fix = "turn invert off" if opt.invert else "turn on invert"

@@ -193,8 +193,8 @@ def split(fill_mask: torch.Tensor, blend: torch.Tensor, origin, gap: int) -> lis
 
 def find_regions(mask: torch.Tensor, strips: list[Box], offset, canvas: tuple[int, int], gap: int,
                  grow: int, reach: int, shape: Callable, window: Callable) -> list[Region]:
-    """The regions of one mask [H, W] (after invert/threshold), in reading order (top to bottom,
-    then left to right). shape(region, pad_area) is MaskPrep's shaping of a window; window(origin,
+    """The regions of one mask [H, W] (after invert/threshold), in reading order (reading_order).
+    shape(region, pad_area) is MaskPrep's shaping of a window; window(origin,
     w, h) gives the window's pad area; reach = how far shaping reaches beyond the mask."""
     h, w = mask.shape
     link = gap + 2 * max(grow, 0) + 2
@@ -214,7 +214,19 @@ def find_regions(mask: torch.Tensor, strips: list[Box], offset, canvas: tuple[in
         pad_area = window((x0, y0), ww, wh, cand.strips)
         fill_m, blend = shape(part[None], None if pad_area is None else pad_area[None])
         regions += split(fill_m[0], blend[0], (x0, y0), gap)
-    return sorted(regions, key=lambda r: (r.fill_box[1], r.fill_box[0]))
+    return reading_order(regions)
+
+
+def reading_order(regions: list[Region]) -> list[Region]:
+    """Top to bottom, then left to right: regions whose heights overlap the first of a row (by
+    top) are in that row, and a row is read from left to right."""
+    rows: list[list[Region]] = []
+    for region in sorted(regions, key=lambda r: (r.fill_box[1], r.fill_box[0])):
+        if rows and region.fill_box[1] < rows[-1][0].fill_box[3]:
+            rows[-1].append(region)
+        else:
+            rows.append([region])
+    return [region for row in rows for region in sorted(row, key=lambda r: r.fill_box[0])]
 
 
 def mask_parts(mask: torch.Tensor, offset) -> list[Box]:
