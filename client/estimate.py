@@ -5,7 +5,8 @@ For every hosted fill node (FalFill, WaveSpeedFill) in a job's workflow: the end
 num_images from its widgets; the size it is sent, traced back through its `image` input —
 the batch image itself (LoadImage), or MaskPrep's output, computed with MaskPrep's own crop
 arithmetic (core/crop_geometry.py) from the job's mask and MaskPrep's widgets (the blend
-box is the mask's box grown by grow + feather); then the output size (image_size / width /
+box is the mask's box grown by grow + feather) — with separate regions, MaskPrep's own code
+(core.prep, with torch) gives the fill size and one request per region; then the output size (image_size / width /
 height, else that input size) and `pricing.estimate`. Any other node in between is assumed
 to keep the size (said in the note). An estimate, like the node's own: the provider's
 invoice is authoritative; cached results cost nothing.
@@ -37,6 +38,7 @@ class NodePrice:
     num_images: int
     usd: float | None               # None: the endpoint publishes no price
     notes: list = field(default_factory=list)
+    requests: int = 1               # one per image the node gets: MaskPrep's separate regions
 
 
 @dataclass
@@ -83,8 +85,8 @@ def maskprep_size(inputs: dict, size: tuple[int, int], mask: np.ndarray | None) 
     m = None
     if mask is not None:
         m = 1.0 - mask if v["invert"] else mask
-        if v["threshold"] > 0:
-            m = np.where(m < v["threshold"], 0.0, m)
+        if v["threshold"] > 0:                           # MaskPrep's threshold makes the mask hard
+            m = np.where(m < v["threshold"], 0.0, 1.0)
     strips = [strip for on, strip in ((left, (0, 0, left, ch)), (top, (0, 0, cw, top)),
                                       (right, (left + w, 0, cw, ch)), (bottom, (0, top + h, cw, ch))) if on > 0]
     soft = None if m is None else _bbox(m > 0)
@@ -110,21 +112,46 @@ def maskprep_size(inputs: dict, size: tuple[int, int], mask: np.ndarray | None) 
     return plan.out_w, plan.out_h
 
 
+def separate_regions(inputs: dict, size: tuple[int, int], mask: np.ndarray | None):
+    """(fill size, region count) of MaskPrep with regions = separate: the node's own code
+    (core.prep, which needs torch) on this mask; None when MaskPrep would refuse it."""
+    import torch
+    try:
+        from ..core.prep import PrepOptions, prepare
+    except ImportError:             # client/ is a top-level package (run.py at the pack root)
+        from core.prep import PrepOptions, prepare
+    w, h = size
+    v = {k: _literal(inputs, k, d) for k, d in PrepOptions().__dict__.items() if k != "pad"}
+    pad = tuple(int(_literal(inputs, f"pad_{side}", 0)) for side in ("left", "top", "right", "bottom"))
+    image = torch.zeros(1, 1, 1, 3).expand(1, h, w, 3)      # only the mask decides the crops
+    try:
+        fills, _, _ = prepare(image, None if mask is None else torch.from_numpy(np.asarray(mask, np.float32))[None],
+                              PrepOptions(pad=pad, **v))
+    except ValueError:
+        return None
+    return (fills.shape[2], fills.shape[1]), fills.shape[0]
+
+
 def traced_size(prompt: dict, link, loader: str, size, mask, notes: list):
-    """The size of the image arriving through `link` ([node id, output]), or None."""
+    """(size, count) of the images arriving through `link` ([node id, output]) for one job:
+    count is 1, or MaskPrep's number of separate regions; None when unknown."""
     if not isinstance(link, list) or len(link) != 2 or str(link[0]) not in prompt:
         return None
     nid, out = str(link[0]), int(link[1])
     node = prompt[nid]
     if nid == loader:
-        return size
+        return size, 1
     if node["class_type"] == "MaskPrep" and out == 0:
         src = traced_size(prompt, node["inputs"].get("image"), loader, size, mask, notes)
         if src is None:
             return None
         mlink = node["inputs"].get("mask")
         from_loader = isinstance(mlink, list) and str(mlink[0]) == loader and int(mlink[1]) == 1
-        return maskprep_size(node["inputs"], src, mask if from_loader else None)
+        job_mask = mask if from_loader else None
+        if _literal(node["inputs"], "regions", "together") == "separate":
+            return separate_regions(node["inputs"], src[0], job_mask)
+        got = maskprep_size(node["inputs"], src[0], job_mask)
+        return None if got is None else (got, src[1])
     image_in = node["inputs"].get("image") or node["inputs"].get("images") or node["inputs"].get("fill")
     got = traced_size(prompt, image_in, loader, size, mask, notes)
     if got is not None:
@@ -156,14 +183,15 @@ def job_price(prompt: dict, loader: str, size: tuple[int, int], mask: np.ndarray
         notes = []
         endpoint_id = HOSTED_NODES[node["class_type"]] or _literal(node["inputs"], "endpoint", "fal-ai/flux-lora-fill")
         endpoint = table.get(endpoint_id)
-        in_size = traced_size(prompt, node["inputs"].get("image"), loader, size, mask, notes)
-        if in_size is None:
-            in_size = (1024, 1024)
+        traced = traced_size(prompt, node["inputs"].get("image"), loader, size, mask, notes)
+        if traced is None:
+            traced = (1024, 1024), 1
             notes.append("input size unknown here: 1024x1024 assumed")
+        in_size, requests = traced
         out = hosted_output_size(endpoint, node, in_size)
         n = int(_literal(node["inputs"], "num_images", 1))
-        est = pricing.estimate(endpoint_id, out[0], out[1], n)
-        nodes.append(NodePrice(nid, endpoint_id, out, n, est.usd, notes))
+        est = pricing.for_requests(pricing.estimate(endpoint_id, out[0], out[1], n), requests)
+        nodes.append(NodePrice(nid, endpoint_id, out, n, est.usd, notes, requests))
     return JobPrice(nodes)
 
 
@@ -172,14 +200,16 @@ def summary(prices: list[JobPrice], skipped: int = 0) -> tuple[float | None, lis
     groups: dict = {}
     for job in prices:
         for n in job.nodes:
-            g = groups.setdefault((n.node, n.endpoint, n.size, n.num_images, n.usd), [0, set()])
+            g = groups.setdefault((n.node, n.endpoint, n.size, n.num_images, n.requests, n.usd), [0, set()])
             g[0] += 1
             g[1].update(n.notes)
     lines, total, unknown = [], 0.0, False
-    for (node, endpoint, size, num, usd), (count, notes) in sorted(groups.items(), key=lambda kv: kv[0][:4]):
+    for (node, endpoint, size, num, requests, usd), (count, notes) in sorted(groups.items(),
+                                                                            key=lambda kv: kv[0][:5]):
         each = "price unknown (not published)" if usd is None else f"${usd:.4f} each"
         sub = "" if usd is None else f" = ${usd * count:.4f}"
-        lines.append(f"  node {node} {endpoint}: {count} job(s) x {num} image(s) at {size[0]}x{size[1]}, "
+        regions = f" x {requests} region(s)" if requests > 1 else ""
+        lines.append(f"  node {node} {endpoint}: {count} job(s){regions} x {num} image(s) at {size[0]}x{size[1]}, "
                      f"{each}{sub}" + (f" ({'; '.join(sorted(notes))})" if notes else ""))
         if usd is None:
             unknown = True

@@ -168,6 +168,21 @@ def test_job_price_follows_endpoint_size_and_count():
     assert check_budget(0.105, 0.11, 3) is None and "unknown" in check_budget(None, 5, 3)
 
 
+def test_job_price_counts_one_request_per_separate_region():
+    fal, mask = load_workflow(FAL_WF), np.zeros((600, 800), np.float32)
+    for x0, y0 in ((50, 50), (600, 60), (300, 400)):
+        mask[y0:y0 + 80, x0:x0 + 100] = 1
+    fal["3"]["inputs"]["endpoint"] = "fal-ai/flux-lora/inpainting"
+    fal["2"]["inputs"]["regions"] = "separate"
+    [node] = job_price(fal, "1", (800, 600), mask).nodes
+    img, _, _ = prepare(torch.rand(1, 600, 800, 3), torch.from_numpy(mask)[None], PrepOptions(regions="separate"))
+    assert node.requests == img.shape[0] == 3 and node.size == (img.shape[2], img.shape[1])
+    one = pricing.estimate("fal-ai/flux-lora/inpainting", *node.size, 1).usd
+    assert node.usd == pytest.approx(3 * one)
+    _, lines = summary([job_price(fal, "1", (800, 600), mask)])
+    assert "x 3 region(s)" in lines[0]
+
+
 # ---------------------------------------------------------------- the manifest and dispatch
 
 def test_manifest_last_line_wins_and_a_torn_line_is_skipped(tmp_path):
