@@ -28,14 +28,14 @@ pytestmark = pytest.mark.timeout(240)
 WF = ROOT / "workflows"
 INPUTS = WF / "inputs"
 PACK = "ComfyUI-FluxFill"          # the folder name make_base_dir links the pack under
-NAMES = ["local_fill", "fal_fill", "wavespeed_fill", "large_photo_edit", "outpaint", "ab_compare"]
+NAMES = ["local_fill", "fal_fill", "wavespeed_fill", "large_photo_edit", "outpaint", "ab_compare", "several_holes"]
 STOCK_LOADERS = {"UNETLoader": 0, "DualCLIPLoader": 1, "VAELoader": 2}   # -> tiny node's output slot
 REAL_MODEL_FILES = {"UNETLoader": ["flux1-fill-dev.safetensors", "default"],
                     "DualCLIPLoader": ["clip_l.safetensors", "t5xxl_fp16.safetensors", "flux"],
                     "VAELoader": ["ae.safetensors"]}
 # the folder each stock loader reads (ComfyUI's folder names, as in the official templates)
 LOADER_DIRECTORY = {"UNETLoader": "diffusion_models", "DualCLIPLoader": "text_encoders", "VAELoader": "vae"}
-LOCAL_NAMES = ["local_fill", "large_photo_edit", "outpaint", "ab_compare"]     # the ones with model loaders
+LOCAL_NAMES = ["local_fill", "large_photo_edit", "outpaint", "ab_compare", "several_holes"]   # with model loaders
 # what both frontends offer to download (missingModelDownload.ts: isModelDownloadable)
 DOWNLOADABLE_URL = ("https://huggingface.co/", "https://civitai.com/")
 DOWNLOADABLE_NAME = (".safetensors", ".sft", ".ckpt", ".pth", ".pt")
@@ -50,6 +50,7 @@ EXPECT = {
     "large_photo_edit": ("fluxfill_large_photo.png", 8 + 16, (2048, 1536), 1),
     "outpaint": ("fluxfill_outpaint.png", 16 + 24, (512 + 192 + 192, 384 + 128), 1),
     "ab_compare": ("fluxfill_photo.png", 8 + 16, (3 * 1024 + 2 * 16, 768), 3),
+    "several_holes": ("fluxfill_flower_beds.png", 8 + 16, (2048, 1536), 1),
 }
 # which fill made each panel (left to right): hosted panels carry the emulators' fill colour
 PANELS = {"fal_fill": ["FalFill"], "wavespeed_fill": ["WaveSpeedFill"],
@@ -213,7 +214,7 @@ def test_ab_compare_feeds_three_fills_from_one_mask_prep():
 
 def test_input_images_are_small_and_as_documented():
     sizes = {"fluxfill_photo.png": ((1024, 768), "RGBA"), "fluxfill_large_photo.png": ((2048, 1536), "RGBA"),
-             "fluxfill_outpaint.png": ((512, 384), "RGB")}
+             "fluxfill_outpaint.png": ((512, 384), "RGB"), "fluxfill_flower_beds.png": ((2048, 1536), "RGBA")}
     assert sorted(p.name for p in INPUTS.glob("*.png")) == sorted(sizes)
     for name, (size, mode) in sizes.items():
         path = INPUTS / name
@@ -237,7 +238,7 @@ def test_copy_example_inputs_never_overwrites_and_never_raises(tmp_path):
     mod = _example_inputs_module()
     (tmp_path / "fluxfill_photo.png").write_bytes(b"the user's own file")
     copied = mod.copy_example_inputs(tmp_path)
-    assert sorted(copied) == ["fluxfill_large_photo.png", "fluxfill_outpaint.png"]
+    assert sorted(copied) == ["fluxfill_flower_beds.png", "fluxfill_large_photo.png", "fluxfill_outpaint.png"]
     assert (tmp_path / "fluxfill_photo.png").read_bytes() == b"the user's own file"
     assert (tmp_path / "fluxfill_outpaint.png").read_bytes() == (INPUTS / "fluxfill_outpaint.png").read_bytes()
     assert mod.copy_example_inputs(tmp_path) == []
@@ -361,10 +362,9 @@ def _source(name: str):
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    out = mask.copy()
-    ys, xs = np.nonzero(mask)
-    out[max(ys.min() - r, 0):ys.max() + r + 1, max(xs.min() - r, 0):xs.max() + r + 1] = True
-    return out
+    """Every pixel within r (a square) of the mask: of each hole, when there are several."""
+    from scipy import ndimage
+    return ndimage.maximum_filter(mask, size=2 * r + 1)
 
 
 def check_result(server, name: str, history: dict, save_id: str, prompt: dict):

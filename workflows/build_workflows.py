@@ -38,6 +38,7 @@ MODEL_LOADERS = ("UNETLoader", "DualCLIPLoader", "VAELoader")
 MODEL_FILES = {folder: [n for n, (f, _) in MODEL_DOWNLOADS.items() if f == folder]
                for folder in dict.fromkeys(f for f, _ in MODEL_DOWNLOADS.values())}
 PHOTO, LARGE, SMALL = "fluxfill_photo.png", "fluxfill_large_photo.png", "fluxfill_outpaint.png"
+BEDS = "fluxfill_flower_beds.png"
 DOOR = "a red wooden front door with a brass handle, soft daylight"
 SEED = 1234
 
@@ -144,6 +145,25 @@ def outpaint():
     return g
 
 
+def several_holes():
+    fill = local_fill_node("fill", [800, 480], "a bed of red and yellow tulips in the lawn, soft daylight")
+    g = single("several_holes", fill, image=BEDS,
+               extra_nodes=[*loaders(400, 40),
+                            N("crops", "PreviewImage", [800, 980], "One crop per region", size=[400, 360])],
+               extra_links=[*model_links("fill"), ("prep", "image", "crops", "images")],
+               prep_widgets={"regions": "separate", "region_gap": 64, "target_mp": 3.0},
+               note_text="Several holes in one photo (2048x1536, three patches of lawn masked).\n\nMaskPrep's "
+               "regions = separate crops each part of the mask on its own (parts closer than region_gap join): "
+               "three small crops instead of one crop around all three, each filled at its own scale. The "
+               "regions of an image share target_mp (3.0 here: about 1 MP each). One Paste Back puts every "
+               "region back into the one photo; color_match corrects the fill's colour drift at the seams.\n\n"
+               "Swap FLUX Fill (local) for the fal.ai or WaveSpeedAI node to fill the regions there: they run "
+               "at the same time and each is billed at its own size.\n\n" + MODELS)
+    g["nodes"] = [dict(n, widgets={**n["widgets"], "color_match": 0.5}) if n["key"] == "paste" else n
+                  for n in g["nodes"]]
+    return g
+
+
 def ab_compare():
     nodes = [load("load", PHOTO, [40, 480]), prep([400, 480], max_side=1536), *loaders(400, 40),
              N("local", "FluxFillLocal", [800, 40], "A: local", prompt=DOOR, seed=SEED, control_after_generate="fixed"),
@@ -169,7 +189,8 @@ def ab_compare():
 
 
 WORKFLOWS = {"local_fill": local_fill, "fal_fill": fal_fill, "wavespeed_fill": wavespeed_fill,
-             "large_photo_edit": large_photo_edit, "outpaint": outpaint, "ab_compare": ab_compare}
+             "large_photo_edit": large_photo_edit, "outpaint": outpaint, "ab_compare": ab_compare,
+             "several_holes": several_holes}
 
 BUILD_JS = """
 const spec = arguments[0];
@@ -183,7 +204,11 @@ for (const s of spec.nodes) {
   app.graph.add(n);
   n.pos = s.pos;
   for (const [name, value] of Object.entries(s.widgets)) {
-    const w = (n.widgets || []).find(w => w.name === name);
+    let w = (n.widgets || []).find(w => w.name === name);
+    if (!w && name === 'control_after_generate') {   // named after its default where the spec gives one
+      const seed = (n.widgets || []).find(w => w.name === 'seed');
+      w = seed && (seed.linkedWidgets || [])[0];
+    }
     if (!w) throw new Error(s.type + ' has no widget ' + name + ': ' + (n.widgets || []).map(w => w.name));
     w.value = value;
     if (w.callback) w.callback(value);

@@ -7,6 +7,8 @@
 - fluxfill_large_photo.png  2048x1536 RGBA: the same kind of scene, large, with a small
                             mask (one window) for the crop -> fill -> paste-back example.
 - fluxfill_outpaint.png     512x384 RGB (no alpha): the outpainting example's source.
+- fluxfill_flower_beds.png  2048x1536 RGBA: the large scene with three separate patches of lawn
+                            masked, for the several-holes example (MaskPrep's separate regions).
 
 The pack copies them into ComfyUI's input folder at start-up when they are absent
 (nodes/example_inputs.py). Smooth shapes only, so each PNG stays well under 300 KB.
@@ -60,11 +62,14 @@ def scene(w, h, seed=0):
     return im, {"door": door, "windows": windows}
 
 
-def with_mask(rgb: Image.Image, box, margin: int) -> Image.Image:
-    """RGBA with alpha 0 inside `box` grown by `margin` (LoadImage: mask = 1 - alpha)."""
+FLOWER_BEDS = [(160, 1180, 420, 1360), (1250, 1240, 1500, 1420), (1640, 1300, 1900, 1460)]   # on the lawn
+
+
+def with_mask(rgb: Image.Image, box, margin: int, *more) -> Image.Image:
+    """RGBA with alpha 0 inside `box` (and `more` boxes) grown by `margin` (LoadImage: mask = 1 - alpha)."""
     alpha = Image.new("L", rgb.size, 255)
-    x0, y0, x1, y1 = box
-    ImageDraw.Draw(alpha).rectangle((x0 - margin, y0 - margin, x1 + margin, y1 + margin), fill=0)
+    for x0, y0, x1, y1 in (box, *more):
+        ImageDraw.Draw(alpha).rectangle((x0 - margin, y0 - margin, x1 + margin, y1 + margin), fill=0)
     out = rgb.copy()
     out.putalpha(alpha)
     return out
@@ -75,6 +80,7 @@ def main():
     with_mask(photo, parts["door"], 6).save(HERE / "fluxfill_photo.png", optimize=True)
     large, parts = scene(2048, 1536, seed=2)
     with_mask(large, parts["windows"][1], 8).save(HERE / "fluxfill_large_photo.png", optimize=True)
+    with_mask(large, *FLOWER_BEDS[:1], 0, *FLOWER_BEDS[1:]).save(HERE / "fluxfill_flower_beds.png", optimize=True)
     small, _ = scene(512, 384, seed=3)
     small.save(HERE / "fluxfill_outpaint.png", optimize=True)
     for p in sorted(HERE.glob("*.png")):
