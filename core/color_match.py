@@ -20,12 +20,17 @@ PasteBack applies the corrected fill through the blend mask only, so nothing out
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn.functional as functional
 
+from .mask_ops import nonzero_box
+
 RING_CELLS = 3      # ring width in cells around the paste area
 GRID_CELLS = 64     # cells along the shorter side of the crop (cell size 2..16 px)
-RELAX = 4           # smoothing sweeps per pyramid level on the way up
+RELAX = 2           # smoothing sweeps per pyramid level on the way up
 
 
 def cell_size(h: int, w: int) -> int:
@@ -36,42 +41,63 @@ def _pool(x: torch.Tensor, cell: int) -> torch.Tensor:
     return functional.avg_pool2d(x, cell, ceil_mode=True, count_include_pad=False)
 
 
-def push_pull(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _halve(x: np.ndarray) -> np.ndarray:
+    """Sums of 2x2 cells (the last row/column alone where a side is odd)."""
+    if x.shape[-2] % 2:
+        x = np.concatenate([x, np.zeros_like(x[..., :1, :])], -2)
+    if x.shape[-1] % 2:
+        x = np.concatenate([x, np.zeros_like(x[..., :1])], -1)
+    return x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]
+
+
+@functools.lru_cache(maxsize=256)
+def _axis(n_in: int, n_out: int):
+    """Bilinear taps along one axis: (lower index, upper index, weight of the upper)."""
+    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    low = np.floor(pos).astype(np.int64)
+    return low, np.minimum(low + 1, n_in - 1), (pos - low).astype(np.float32)
+
+
+def _upsample(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize of [..., a, b] to [..., h, w] (pixel centres aligned, edges clamped)."""
+    r0, r1, fr = _axis(x.shape[-2], h)
+    c0, c1, fc = _axis(x.shape[-1], w)
+    rows = x[..., r0, :] + (x[..., r1, :] - x[..., r0, :]) * fr[:, None]
+    return rows[..., c0] + (rows[..., c1] - rows[..., c0]) * fc
+
+
+def push_pull(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """values [N, C, h, w] known where weights [N, 1, h, w] (0..1) > 0; returns them filled in
     everywhere. Down the pyramid a cell's weight is its 2x2 children's sum (at most 1) and its
     value their weighted mean; back up, each level keeps its own value by its weight and takes
-    the rest from the level above."""
+    the rest from the level above, then relaxes towards its neighbours' mean. numpy: the grids
+    are small, and numpy's per-call cost is a fraction of torch's."""
     levels = [(values, weights)]
-    while min(levels[-1][1].shape[-2:]) > 1:
+    while min(levels[-1][1].shape[-2:]) > 2:
         v, w = levels[-1]
-        mean_w = _pool(w, 2)
-        mean_vw = _pool(v * w, 2)
-        levels.append((torch.where(mean_w > 0, mean_vw / mean_w.clamp_min(1e-12), 0.0),
-                       (4 * mean_w).clamp_max(1.0)))
+        sum_w = _halve(w)
+        levels.append((np.where(sum_w > 0, _halve(v * w) / np.maximum(sum_w, 1e-12), 0), np.minimum(sum_w, 1)))
     v, w = levels[-1]
-    estimate = torch.where(w > 0, v, 0.0)
+    estimate = np.where(w > 0, v, 0)
     for v, w in reversed(levels[:-1]):
-        estimate = w * v + (1 - w) * functional.interpolate(estimate, size=v.shape[-2:], mode="bilinear",
-                                                            align_corners=False)
-        for _ in range(RELAX):       # smooth the unknown cells towards their neighbours' mean (a
-            estimate = w * v + (1 - w) * _neighbours(estimate)   # membrane: gradients carry on)
+        estimate = _upsample(estimate, *v.shape[-2:])
+        estimate += w * (v - estimate)
+        for _ in range(RELAX):       # each unknown cell towards its neighbours' mean: a membrane
+            edge = np.pad(estimate, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+            around = (edge[..., :-2, 1:-1] + edge[..., 2:, 1:-1] + edge[..., 1:-1, :-2] + edge[..., 1:-1, 2:]) / 4
+            estimate = around + w * (v - around)
     return estimate
-
-
-def _neighbours(x: torch.Tensor) -> torch.Tensor:
-    """The mean of each cell's 4 neighbours (edges repeat)."""
-    p = functional.pad(x, (1, 1, 1, 1), mode="replicate")
-    return (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) / 4
 
 
 def drift(fills: torch.Tensor, reference: torch.Tensor, paste_area: torch.Tensor,
           valid: torch.Tensor) -> torch.Tensor | None:
     """The correction field [k, h, w, 3] (original - fill, smooth) for fills [k, h, w, 3] of a
     crop whose original is reference [h, w, 3]; paste_area [h, w] bool: where the fill is pasted;
-    valid [h, w] bool: where the crop holds source pixels. None without any context ring."""
+    valid [h, w] bool: where the crop holds source pixels (True: everywhere). None without any
+    context ring."""
     h, w = paste_area.shape
     cell = cell_size(h, w)
-    context = (valid & ~paste_area).float()[None, None]                 # [1, 1, h, w]
+    context = (~paste_area if valid is True else valid & ~paste_area).float()[None, None]   # [1, 1, h, w]
     share = _pool(context, cell)                                        # context fraction per cell
     if not bool((share > 0).any()):
         return None
@@ -82,14 +108,29 @@ def drift(fills: torch.Tensor, reference: torch.Tensor, paste_area: torch.Tensor
     weights = torch.where(near, share, 0.0)
     if not bool((weights > 0).any()):
         return None
-    field = push_pull(means[:1] - means[1:], weights.expand(fills.shape[0], -1, -1, -1))
-    field = functional.interpolate(field, size=(h, w), mode="bilinear", align_corners=False)
+    diff = (means[:1] - means[1:]).cpu().numpy()
+    field = torch.from_numpy(push_pull(diff, np.broadcast_to(weights.cpu().numpy(), (diff.shape[0], 1,
+                                                                                      *diff.shape[2:]))))
+    field = functional.interpolate(field.to(fills.device), size=(h, w), mode="bilinear", align_corners=False)
     return field.movedim(1, -1)
+
+
+def window(paste_area: torch.Tensor):
+    """The part (x0, y0, x1, y1) of a crop that colour match reads and changes: the paste area and
+    the ring of context around it; None without a paste area."""
+    area = nonzero_box(paste_area)
+    if area is None:
+        return None
+    h, w = paste_area.shape
+    margin = (RING_CELLS + 2) * cell_size(area[3] - area[1], area[2] - area[0])
+    return max(0, area[0] - margin), max(0, area[1] - margin), min(w, area[2] + margin), min(h, area[3] + margin)
 
 
 def matched(fills: torch.Tensor, reference: torch.Tensor, paste_area: torch.Tensor, valid: torch.Tensor,
             strength: float) -> torch.Tensor:
-    """fills [k, h, w, 3] with `strength` (0..1) of their drift corrected, clamped to 0..1."""
+    """fills [k, h, w, 3] of a window (window()) with `strength` (0..1) of their drift corrected,
+    clamped to 0..1; reference, paste_area and valid: the same window of the original, of where
+    the fill is pasted and of where the crop holds source pixels."""
     field = drift(fills, reference, paste_area, valid)
     if field is None:
         return fills

@@ -6,6 +6,7 @@ between pixel centres (core.edt), so grow/shrink/feather cost the same for any r
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .edt import distance_to
@@ -40,6 +41,15 @@ def bboxes(mask: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
     return [(x0[i], y0[i], x1[i], y1[i]) if has[i] else None for i in range(len(has))]
 
 
+def nonzero_box(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1), end-exclusive, of the pixels > 0 of one mask [H, W]; None if none."""
+    rows = torch.nonzero(mask.amax(1) > 0)
+    if not len(rows):
+        return None
+    cols = torch.nonzero(mask[int(rows[0]):int(rows[-1]) + 1].amax(0) > 0)
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def _sweep(reach: torch.Tensor, free: torch.Tensor, dim: int) -> torch.Tensor:
     """Spread `reach` along `dim` through runs of free pixels (walls stop it), both ways."""
     def one_way(r, f):
@@ -54,10 +64,10 @@ def _sweep(reach: torch.Tensor, free: torch.Tensor, dim: int) -> torch.Tensor:
 def fill_holes(mask: torch.Tensor) -> torch.Tensor:
     """Set to 1 every background region that does not touch the array's border.
 
-    Flood fill from the border by alternating row and column sweeps (each a pair of
-    cumulative scans) until a sweep changes nothing: three or four sweeps for ordinary
-    shapes. Works inside the union of the mask boxes plus a 1-pixel ring: a region outside
-    the box cannot be a hole."""
+    On the CPU scipy's flood fill; elsewhere a flood fill from the border by alternating row
+    and column sweeps (each a pair of cumulative scans) until a sweep changes nothing: three
+    or four sweeps for ordinary shapes. Works inside the union of the mask boxes plus a
+    1-pixel ring: a region outside the box cannot be a hole."""
     boxes = [b for b in bboxes(mask >= FG) if b is not None]
     if not boxes:
         return mask
@@ -65,6 +75,18 @@ def fill_holes(mask: torch.Tensor) -> torch.Tensor:
     x0, y0 = max(0, min(b[0] for b in boxes) - 1), max(0, min(b[1] for b in boxes) - 1)
     x1, y1 = min(w, max(b[2] for b in boxes) + 1), min(h, max(b[3] for b in boxes) + 1)
     free = mask[:, y0:y1, x0:x1] < FG
+    out = mask.clone()
+    if mask.device.type == "cpu":       # scipy's C flood fill: the same 4-connected background
+        from scipy import ndimage
+        holes = torch.from_numpy(np.stack([ndimage.binary_fill_holes(~f) & f for f in free.numpy()]))
+    else:
+        holes = _enclosed(free)
+    out[:, y0:y1, x0:x1] = torch.where(holes, 1.0, mask[:, y0:y1, x0:x1])
+    return out
+
+
+def _enclosed(free: torch.Tensor) -> torch.Tensor:
+    """The free pixels that no 4-connected path of free pixels joins to the array's border."""
     reach = torch.zeros_like(free)
     for border in (reach[:, 0, :], reach[:, -1, :], reach[:, :, 0], reach[:, :, -1]):
         border.fill_(True)
@@ -76,9 +98,7 @@ def fill_holes(mask: torch.Tensor) -> torch.Tensor:
         if sweeps > 1 and torch.equal(nxt, reach):
             break  # closed under this sweep, and under the other one that made it
         reach, dim = nxt, 3 - dim
-    out = mask.clone()
-    out[:, y0:y1, x0:x1] = torch.where(free & ~reach, 1.0, mask[:, y0:y1, x0:x1])
-    return out
+    return free & ~reach
 
 
 def grow(mask: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:

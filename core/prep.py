@@ -21,7 +21,7 @@ import torch
 from . import mask_ops
 from .crop_geometry import Box, place, plan_crop, region_crops
 from .mask_hints import mask_hints
-from .regions import MAX_REGIONS, find_regions, mask_parts
+from .regions import MAX_REGIONS, block_grid, find_regions, grid_box, mask_parts
 from .stitch import Piece, Stitch, pad_color, resize, take, window
 
 EMPTY_HELP = ("paint the area to fill in the mask editor (right-click the LoadImage node > "
@@ -137,7 +137,9 @@ def prepare(image: torch.Tensor, mask: torch.Tensor | None, opt: PrepOptions,
     mask = mask_ops.threshold(mask, opt.threshold)
     n, h, w, _ = image.shape
     left, top, _, _ = pad
-    boxes = [_shift(bb, left, top) for bb in mask_ops.bboxes(mask)]
+    grid = block_grid(mask) if opt.regions == "separate" else None    # the one full-frame pass
+    found = mask_ops.bboxes(mask) if grid is None else [grid_box(g, (w, h)) for g in grid]
+    boxes = [_shift(bb, left, top) for bb in found]
     strips = pad_strips(pad, w, h)
     if on_hint is not None:
         for hint in mask_hints(mask, boxes, opt, bool(strips)):
@@ -145,8 +147,8 @@ def prepare(image: torch.Tensor, mask: torch.Tensor | None, opt: PrepOptions,
     if all(bb is None for bb in boxes) and not strips:
         after = " after invert/threshold" if opt.invert or opt.threshold > 0 else ""
         raise ValueError(f"MaskPrep: the mask is empty{after}, so there is nothing to fill: {EMPTY_HELP}.")
-    if opt.regions == "separate":
-        return _separate(image, mask, opt, pad, strips, context, on_hint)
+    if grid is not None:
+        return _separate(image, mask, grid, opt, pad, strips, context, on_hint)
     return _together(image, mask, opt, pad, strips, boxes, context)
 
 
@@ -211,7 +213,7 @@ def _nearest(box: Box, boxes: list[Box]) -> int:
     return min(range(len(boxes)), key=lambda i: gap(boxes[i]))
 
 
-def _separate(image, mask, opt, pad, strips, context, on_hint):
+def _separate(image, mask, grid, opt, pad, strips, context, on_hint):
     n, h, w, _ = image.shape
     left, top, right, bottom = pad
     canvas = (w + left + right, h + top + bottom)
@@ -229,8 +231,8 @@ def _separate(image, mask, opt, pad, strips, context, on_hint):
 
     per_mask = []
     for i in range(mask.shape[0]):
-        regions = find_regions(mask[i], strips, (left, top), canvas, max(0, opt.region_gap), opt.grow, reach,
-                               lambda region, pad_area: shape(region, pad_area, opt), strip_area)
+        regions = find_regions(mask[i], grid[i], strips, (left, top), canvas, max(0, opt.region_gap), opt.grow,
+                               reach, lambda region, pad_area: shape(region, pad_area, opt), strip_area)
         if len(regions) > MAX_REGIONS:
             which = f"image {i}" if mask.shape[0] > 1 else "the mask"
             raise ValueError(f"MaskPrep: {which} has {len(regions)} separate regions, at most {MAX_REGIONS} are "
@@ -265,9 +267,9 @@ def _separate(image, mask, opt, pad, strips, context, on_hint):
         fill_crop = take(region.fill_mask[None], rel, cw, ch, 0.0)[0]
         blend_crop = take(region.blend[None], rel, cw, ch, 0.0)[0]
         crop_img = take(rgb[i:i + 1], [origin], cw, ch, pad_color(rgb.shape[-1]), offset=(left, top))
-        out_images.append(resize(crop_img, plan.out_w, plan.out_h, "bicubic"))
+        out_images.append(resize(crop_img, plan.out_w, plan.out_h, "bicubic")[0])
         fill_masks.append(_fill_mask_out(fill_crop[None], plan.out_w, plan.out_h))
         pieces.append(Piece(source=i, origin=origin, crop_size=(cw, ch), fill_mask=fill_crop, blend=blend_crop))
     stitch = Stitch(images=image, pad=pad, pieces=tuple(pieces), fill_size=(plan.out_w, plan.out_h),
                     feather=max(0, opt.feather))
-    return torch.cat(out_images).contiguous(), torch.cat(fill_masks), stitch
+    return torch.stack(out_images), torch.cat(fill_masks), stitch

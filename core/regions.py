@@ -27,6 +27,7 @@ import torch
 from scipy import ndimage
 
 from .crop_geometry import Box
+from .mask_ops import nonzero_box
 
 BLOCK = 16            # block side of the candidate grid, in pixels
 MAX_REGIONS = 16      # per image
@@ -53,6 +54,17 @@ def block_grid(mask: torch.Tensor, block: int = BLOCK) -> np.ndarray:
     rows = torch.nn.functional.pad(rows, (0, -w % block))
     grid = rows.reshape(m, rows.shape[1], -1, block).amax(3) > 0
     return grid.cpu().numpy()
+
+
+def grid_box(grid: np.ndarray, size: tuple[int, int], block: int = BLOCK) -> Box | None:
+    """The box (image pixels, block-aligned, within the image of `size` (w, h)) of a block grid's
+    set blocks; None when none is set."""
+    rows, cols = np.nonzero(grid.any(1))[0], np.nonzero(grid.any(0))[0]
+    if not len(rows):
+        return None
+    w, h = size
+    return (int(cols[0]) * block, int(rows[0]) * block, min(w, (int(cols[-1]) + 1) * block),
+            min(h, (int(rows[-1]) + 1) * block))
 
 
 def _distance(a: Box, b: Box) -> int:
@@ -95,7 +107,7 @@ def candidates(grid: np.ndarray, strips: list[Box], offset: tuple[int, int], siz
     """Candidate windows of one mask's grid (image coordinates, placed at `offset` in the canvas;
     `size` = the image's (w, h)). Blocks closer than `link` px, and boxes closer than that, join."""
     reach = math.ceil(link / (2 * block)) + 1
-    joined = ndimage.binary_dilation(grid, np.ones((2 * reach + 1,) * 2, bool)) if grid.any() else grid
+    joined = ndimage.maximum_filter(grid, size=2 * reach + 1, mode="constant")    # a square dilation
     labels, count = ndimage.label(joined, EIGHT)
     labels = np.where(grid, labels, 0)
     left, top = offset
@@ -158,11 +170,11 @@ def _groups(parts: np.ndarray, count: int, gap: int, iy: np.ndarray, ix: np.ndar
 
 
 def _box(mask: torch.Tensor, origin) -> Box | None:
-    rows, cols = torch.nonzero(mask.amax(1) > 0), torch.nonzero(mask.amax(0) > 0)
-    if not len(rows):
+    box = nonzero_box(mask)
+    if box is None:
         return None
     x, y = origin
-    return int(cols[0]) + x, int(rows[0]) + y, int(cols[-1]) + 1 + x, int(rows[-1]) + 1 + y
+    return box[0] + x, box[1] + y, box[2] + x, box[3] + y
 
 
 def split(fill_mask: torch.Tensor, blend: torch.Tensor, origin, gap: int) -> list[Region]:
@@ -191,14 +203,13 @@ def split(fill_mask: torch.Tensor, blend: torch.Tensor, origin, gap: int) -> lis
     return regions
 
 
-def find_regions(mask: torch.Tensor, strips: list[Box], offset, canvas: tuple[int, int], gap: int,
-                 grow: int, reach: int, shape: Callable, window: Callable) -> list[Region]:
-    """The regions of one mask [H, W] (after invert/threshold), in reading order (reading_order).
-    shape(region, pad_area) is MaskPrep's shaping of a window; window(origin,
+def find_regions(mask: torch.Tensor, grid: np.ndarray, strips: list[Box], offset, canvas: tuple[int, int],
+                 gap: int, grow: int, reach: int, shape: Callable, window: Callable) -> list[Region]:
+    """The regions of one mask [H, W] (after invert/threshold), in reading order (reading_order);
+    grid: its block_grid. shape(region, pad_area) is MaskPrep's shaping of a window; window(origin,
     w, h) gives the window's pad area; reach = how far shaping reaches beyond the mask."""
     h, w = mask.shape
     link = gap + 2 * max(grow, 0) + 2
-    grid = block_grid(mask[None])[0]
     cw, ch = canvas
     regions = []
     for cand in candidates(grid, strips, offset, (w, h), link):

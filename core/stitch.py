@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from . import mask_ops
-from .color_match import matched
+from .color_match import matched, window as color_window
 
 PAD_RGBA = (0.5, 0.5, 0.5, 1.0)  # colour of outpaint padding before it is filled (opaque grey)
 _HUGE_PAGE = 1 << 21
@@ -189,8 +189,11 @@ def limit_mask(limit: torch.Tensor, stitch: Stitch) -> torch.Tensor:
     return take(limit, [(0, 0)] * limit.shape[0], cw, ch, 1.0, offset=(left, top))
 
 
-def inside_source(stitch: Stitch, piece: Piece) -> torch.Tensor:
-    """[crop_h, crop_w] bool: where the piece's crop box holds pixels of the source (not padding)."""
+def inside_source(stitch: Stitch, piece: Piece) -> torch.Tensor | bool:
+    """[crop_h, crop_w] bool: where the piece's crop box holds pixels of the source (not padding);
+    True when all of it does."""
+    if not any(stitch.pad):
+        return True
     _, h, w, _ = stitch.images.shape
     left, top, _, _ = stitch.pad
     cw, ch = piece.crop_size
@@ -221,12 +224,6 @@ def paste(stitch: Stitch, fills: torch.Tensor, feather: int | None = None, color
     feathered = {}      # one feather per fill mask (a shared mask serves every source)
     for p, piece in enumerate(stitch.pieces):
         (x, y), (cw, ch) = piece.origin, piece.crop_size
-        region = out[piece.source * k:(piece.source + 1) * k, y:y + ch, x:x + cw]
-        fill = resize(fills[p * k:(p + 1) * k], cw, ch).float()
-        if fill.shape[-1] >= c:
-            fill = fill[..., :c]
-        else:  # e.g. RGB fill of an RGBA image: keep the original's extra channels
-            fill = torch.cat([fill, region[..., fill.shape[-1]:].float()], dim=-1)
         blend = piece.blend
         if feather is not None:
             key = id(piece.fill_mask)
@@ -234,17 +231,46 @@ def paste(stitch: Stitch, fills: torch.Tensor, feather: int | None = None, color
                 feathered[key] = mask_ops.feather(piece.fill_mask[None], feather)[0]
             blend = feathered[key]
         blend = blend.to(dev)
-        if color_match > 0:
-            reference = take(orig[piece.source:piece.source + 1], [piece.origin], cw, ch, 0.0,
-                             offset=stitch.pad[:2])[0, ..., :3].float()
-            rgb = matched(fill[..., :3], reference, blend > 0, inside_source(stitch, piece), color_match)
-            fill = torch.cat([rgb, fill[..., 3:]], dim=-1) if fill.shape[-1] > 3 else rgb
+        area = blend > 0
         if limits is not None:
             blend = torch.minimum(blend, limits[piece.source if limits.shape[0] > 1 else 0, y:y + ch, x:x + cw])
-        wgt = blend[None, ..., None].float()
+        box = mask_ops.nonzero_box(blend)       # pixels outside it stay as they are: skip them
+        if box is None:
+            continue
+        fill = resize(fills[p * k:(p + 1) * k], cw, ch)
+        at = (0, 0, cw, ch)
+        if color_match > 0:         # on the part of the crop around the paste area only
+            at = color_window(area)
+            (ax0, ay0, ax1, ay1), rows, cols = at, slice(at[1], at[3]), slice(at[0], at[2])
+            reference = take(orig[piece.source:piece.source + 1], [(x + ax0, y + ay0)], ax1 - ax0, ay1 - ay0, 0.0,
+                             offset=stitch.pad[:2])[0, ..., :3].float()
+            inside = inside_source(stitch, piece)
+            rgb = matched(fill[:, rows, cols, :3].float(), reference, area[rows, cols],
+                          inside if inside is True else inside[rows, cols], color_match)
+            fill, box = _with_rgb(fill, rgb, at), _shift_box(box, at)
+        bx0, by0, bx1, by1 = box
+        ax, ay = at[0], at[1]
+        region = out[piece.source * k:(piece.source + 1) * k, y + ay + by0:y + ay + by1, x + ax + bx0:x + ax + bx1]
+        fill = fill[:, by0:by1, bx0:bx1].float()
+        if fill.shape[-1] >= c:
+            fill = fill[..., :c]
+        else:  # e.g. RGB fill of an RGBA image: keep the original's extra channels
+            fill = torch.cat([fill, region[..., fill.shape[-1]:].float()], dim=-1)
+        wgt = blend[ay + by0:ay + by1, ax + bx0:ax + bx1][None, ..., None].float()
         mixed = torch.lerp(region.float(), fill, wgt).to(dtype)  # lerp(a, b, 1) == b exactly
         region.copy_(torch.where(wgt == 0, region, mixed))
     return out
+
+
+def _with_rgb(fill: torch.Tensor, rgb: torch.Tensor, at) -> torch.Tensor:
+    """The part `at` of the fill, its first three channels replaced by `rgb`."""
+    rest = fill[:, at[1]:at[3], at[0]:at[2], 3:]
+    return torch.cat([rgb, rest.float()], dim=-1) if rest.shape[-1] else rgb
+
+
+def _shift_box(box, at):
+    """`box` (crop coordinates) in the coordinates of the part `at` of the crop, which holds it."""
+    return box[0] - at[0], box[1] - at[1], box[2] - at[0], box[3] - at[1]
 
 
 def from_mask(image: torch.Tensor, mask: torch.Tensor, feather: int = 0) -> Stitch:

@@ -34,6 +34,17 @@ def test_distance_is_exact_euclidean(sites):
         np.testing.assert_allclose(d[i].numpy(), ref, rtol=0, atol=1e-4)
 
 
+@settings(max_examples=40, deadline=None)
+@given(binary_masks(max_side=60, max_batch=3))
+def test_scipy_on_cpu_and_torch_elsewhere_give_the_same_bits(sites):
+    # the CPU runs scipy's transform and flood fill; GPUs the torch code: the same results, bit for bit
+    from fluxfill.core import edt
+    assert torch.equal(edt.distance_to(sites, engine="torch"), edt.distance_to(sites, engine="scipy"))
+    free = ~sites
+    want = np.stack([ndimage.binary_fill_holes(~f) & f for f in free.numpy()])
+    assert np.array_equal(mask_ops._enclosed(free).numpy(), want)
+
+
 @settings(max_examples=25, deadline=None)
 @given(binary_masks(max_side=30, max_batch=2))
 def test_torch_loop_used_off_cpu_gives_the_same_distances(sites):
