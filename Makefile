@@ -22,6 +22,8 @@ test: setup
 
 bench: setup
 	.hosts/$(HOST).venv/bin/python bench/bench_mask.py
+	.hosts/$(HOST).venv/bin/python bench/bench_regions.py
 	FLUXFILL_COMFYUI=$(CURDIR)/.hosts/$(HOST) .hosts/$(HOST).venv/bin/python bench/bench_local.py
 	.hosts/$(HOST).venv/bin/python bench/bench_hosted.py
+	.hosts/$(HOST).venv/bin/python bench/bench_journal.py
 	FLUXFILL_COMFYUI=$(CURDIR)/.hosts/$(HOST) .hosts/$(HOST).venv/bin/python bench/bench_batch.py
