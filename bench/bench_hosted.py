@@ -96,7 +96,7 @@ def one_round(prov, a, r0: int):
     for k in range(3):
         reqs = [make_request(r0 + 100 + 10 * k + i) for i in range(4)]
         t = time.perf_counter()
-        prov.prepare(reqs[0])                       # the node validates the first one
+        prov.prepare_all(reqs, 4)                   # as the node: the whole batch, then the requests
         run_batch(prov, reqs, FillHooks(), concurrency=4)
         fours.append(time.perf_counter() - t)
     one, four = statistics.median(singles), statistics.median(fours)

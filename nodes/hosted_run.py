@@ -97,7 +97,7 @@ def run_hosted(run: HostedRun, image, mask, prompt: str, seed: int, num_images: 
     price = live_prices.for_provider(provider)     # fal's pricing API (cached a day), else the table
     provider.price = price.price
     try:   # validates everything before any request; fill() reuses each request's PNGs
-        preps = [provider.prepare(request) for request in requests]
+        preps = provider.prepare_all(requests, run.max_concurrency)
     except (HostedError, ValueError) as e:
         raise for_user(e, run.node) from None
     prepared = preps[0]

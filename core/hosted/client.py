@@ -30,6 +30,7 @@ log = logging.getLogger("fluxfill.hosted")
 _STEP_RE = re.compile(r"(\d+)\s*/\s*(\d+)")
 MIN_SUBMIT_S = 30.0        # the least time (read timeout included) a submit is given
 CANCEL_CHECK_S = 5.0       # the one status check after a cancel
+STREAMED_POLL_S = 1.0      # poll interval while a status stream is live (it reports each change)
 
 
 def submit_deadline(deadline: Deadline, minimum: float = MIN_SUBMIT_S) -> Deadline:
@@ -100,9 +101,10 @@ class QueueClient:
         raise NotImplementedError
 
     def _watch(self, handle, deadline, cancelled):
-        """Optional: a threading.Event set when the provider pushes a state change (fal's
-        status stream), with `.stop` (set when the loop is done) and `.ended` (the push
-        channel closed: plain polling from then on). None: polling only."""
+        """Optional: a threading.Event set when the provider pushes an update (fal's status
+        stream), with `.poll` (that update as a Poll, or None), `.stop` (set when the loop is
+        done) and `.ended` (the push channel closed: plain polling from then on). None:
+        polling only."""
         return None
 
     def cancel(self, handle) -> str:
@@ -144,7 +146,11 @@ class QueueClient:
                     raise RemoteCancelled(f"{self.provider}: cancelled")
                 if deadline.expired():
                     raise DeadlineExceeded("deadline passed")
-                p = self._poll(handle, deadline, cancelled)
+                p = getattr(wake, "poll", None)
+                if p is not None:          # the stream's latest update: no request needed
+                    wake.poll = None
+                else:
+                    p = self._poll(handle, deadline, cancelled)
                 now = time.monotonic()
                 if p.state == "running" and run_start is None:   # started between two polls
                     run_start = (t_prev + now) / 2 if last_state == "queued" else t_prev
@@ -180,6 +186,8 @@ class QueueClient:
                     err.state = p.state
                     raise err
                 delay = self.poll_schedule.next_delay(n, expected_end, time.monotonic())
+                if wake is not None and not wake.ended.is_set():
+                    delay = max(delay, STREAMED_POLL_S)     # the stream reports changes at once
                 self._sleep(delay, wake, deadline, cancelled)
                 n += 1
         except RemoteCancelled:

@@ -10,11 +10,12 @@ Submit is retried like fal's own client (408/409/429, ingress 502/503/504 withou
 x-fal-request-id, transport errors; backoff with jitter, Retry-After honoured); polls,
 results and uploads too. The key goes only to the queue/rest/api origins, as `Key <key>`.
 
-Completion is learnt from fal's status stream (`GET {status_url}/stream`, server-sent events,
-the way fal's own client waits): a helper thread reads it and wakes the poll loop at once on
-each state change, so a finished job is noticed within milliseconds instead of a poll
-interval. The poll loop stays in charge (cancel, deadline, failures, resume); a stream that is
-refused or breaks only means the regular polls notice completion instead.
+Progress and completion are learnt from fal's status stream (`GET {status_url}/stream?logs=1`,
+server-sent events, the way fal's own client waits): a helper thread reads it and hands each
+update to the poll loop at once, so a finished job is noticed within milliseconds and no poll
+request is needed meanwhile (a poll every STREAMED_POLL_S still checks). The poll loop stays in
+charge (cancel, deadline, failures, resume); a stream that is refused or breaks only means the
+regular polls take over.
 `pricing(endpoint_id)`: fal's platform pricing API (`FAL_API_URL`, default https://api.fal.ai),
 one short try (live_prices.py decides what to do without it).
 """
@@ -170,7 +171,11 @@ class FalClient(QueueClient):
         return body
 
     def _poll(self, handle, deadline, cancelled) -> Poll:
-        body = self.status(handle, deadline=deadline, cancelled=cancelled)
+        return self._as_poll(self.status(handle, deadline=deadline, cancelled=cancelled))
+
+    @staticmethod
+    def _as_poll(body: dict) -> Poll:
+        """A status answer (a poll's, or an event of the status stream) as a Poll."""
         status = body.get("status")
         logs = [str(x.get("message", "")) for x in (body.get("logs") or []) if isinstance(x, dict)]
         if status == "IN_QUEUE":
@@ -187,17 +192,18 @@ class FalClient(QueueClient):
 
     # ------------------------------------------------------------------ status stream
     def _watch(self, handle: FalHandle, deadline, cancelled) -> threading.Event | None:
-        """Read the status stream on a helper thread; the returned event is set on each state
-        change the stream reports (and when it ends or breaks: the loop then polls at once).
-        `wake.stop` (set by the loop when it is done) makes the thread leave."""
+        """Read the status stream (with logs) on a helper thread; the returned event is set on
+        each update the stream reports, whose Poll it leaves in `wake.poll` for the loop to use
+        instead of a request of its own (and set when the stream ends or breaks: the loop then
+        polls at once). `wake.stop` (set by the loop when it is done) makes the thread leave."""
         if not self.use_stream or not self.t.is_api(handle.status_url):
             return None
         wake, stop, ended = threading.Event(), threading.Event(), threading.Event()
-        wake.stop, wake.ended = stop, ended
+        wake.stop, wake.ended, wake.poll = stop, ended, None
         if self._stream_session is None:
             self._stream_session = make_session(pool_size=16)
         session = self._stream_session
-        url = handle.status_url.split("?", 1)[0] + "/stream"
+        url = handle.status_url.split("?", 1)[0] + "/stream?logs=1"
         headers = self.t._headers(url, {"Accept": "text/event-stream"})
 
         def read():
@@ -211,17 +217,22 @@ class FalClient(QueueClient):
                     log.debug("fal status stream of %s: HTTP %s (polling)", handle.request_id,
                               resp.status_code)
                     return
-                for line in resp.iter_lines(chunk_size=1):
+                for line in _lines(resp):
                     if stop.is_set():
                         return
                     if not line.startswith(b"data:"):
                         continue
                     try:
-                        status = json.loads(line[5:]).get("status")
+                        body = json.loads(line[5:])
+                        status = body.get("status")
                     except (ValueError, AttributeError):
                         continue
-                    if status != last:
-                        last = status
+                    if status is None:
+                        continue
+                    key = (status, len(body.get("logs") or []))
+                    if key != last:
+                        last = key
+                        wake.poll = self._as_poll(body)
                         wake.set()
                     if status == "COMPLETED":
                         return
@@ -275,3 +286,16 @@ class FalClient(QueueClient):
             urls.append(url)
             flags.append(bool(nsfw[i]) if i < len(nsfw) and nsfw[i] is not None else None)
         return urls, flags
+
+
+def _lines(resp):
+    """The lines of a streamed response as they arrive: each received piece is split at once
+    (requests' iter_lines would wait for a full read buffer, or read byte by byte)."""
+    pending = b""
+    for piece in resp.iter_content(chunk_size=None):
+        pending += piece
+        *done, pending = pending.split(b"\n")
+        for line in done:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,18 @@ class HostedProvider:
         with self._prepared_lock:
             self._prepared[id(request)] = (request, prep)
         return prep
+
+    def prepare_all(self, requests: list[FillRequest], concurrency: int = 4) -> list[Prepared]:
+        """prepare() of every request of a batch, before anything is sent (the node validates
+        and prices the whole batch first), on up to `concurrency` threads: the PNG encoding
+        runs in zlib and numpy, which release the GIL. In request order; the first request's
+        error, in that order, is raised."""
+        if concurrency <= 1 or len(requests) <= 1:
+            return [self.prepare(request) for request in requests]
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(requests)),
+                                thread_name_prefix="fluxfill-prepare") as pool:
+            futures = [pool.submit(self.prepare, request) for request in requests]
+            return [future.result() for future in futures]
 
     def _take_prepared(self, request: FillRequest) -> Prepared:
         with self._prepared_lock:

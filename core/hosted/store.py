@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 
 _READY: set[Path] = set()          # databases this process has opened (schema, import, compaction)
 _READY_GUARD = threading.Lock()
+_WRITERS = threading.Lock()        # one write transaction of this process at a time (see write)
 
 
 def dumps(obj) -> str:
@@ -185,8 +186,10 @@ def connect(state_dir: str | os.PathLike, write: bool = False) -> Iterator[sqlit
 
 def write(state_dir, log_name: str, rec: dict, insert: Callable) -> bool:
     """Insert `rec` and append it to the JSONL log in one step: the row commits only after its
-    log line is on disk, and a failed log write rolls the row back (OSError)."""
-    with connect(state_dir, write=True) as con:
+    log line is on disk, and a failed log write rolls the row back (OSError). Writers of this
+    process take turns on a lock first: sqlite's own wait for a busy database sleeps in growing
+    steps (tens of ms when several threads finish at once), a lock hands over at once."""
+    with _WRITERS, connect(state_dir, write=True) as con:
         added = insert(con, rec)
         if added is not False:
             append_line(Path(state_dir) / log_name, rec)

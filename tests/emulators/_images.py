@@ -46,10 +46,13 @@ def parse_data_uri(uri: str) -> tuple[bytes, str]:
     return raw, media.split(";")[0] or "text/plain"
 
 
-def open_image(data: bytes, what: str) -> Image.Image:
+def open_image(data: bytes, what: str, decode: bool = True) -> Image.Image:
+    """The image in `data`; decode=False reads its header only (format and size), as a queue
+    does at submit: the pixels are decoded by the job, while it runs."""
     try:
         img = Image.open(io.BytesIO(data))
-        img.load()
+        if decode:
+            img.load()
     except Exception:  # noqa: BLE001 - PIL raises many types for bad data
         raise InputError(f"{what} is not a decodable image", "image_load_error") from None
     return img

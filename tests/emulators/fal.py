@@ -120,6 +120,7 @@ class FalJob:
     cancel_requested: bool = False
     result: dict | None = None
     billed: bool = False
+    outputs: list | None = None   # [(data, content type)], rendered while the job runs
     # one render at a time PER JOB (finalize is reached from several polls at once);
     # different jobs render in parallel, as a real service's workers would
     finalize_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
@@ -297,7 +298,7 @@ class FalEmulator(EmulatorBase):
                                  f"serves only data URIs and its own files)",
                                  "file_download_error")
             data = found[0]
-        return open_image(data, what)
+        return open_image(data, what, decode=False)    # decoded by the job's render
 
     def _own_file_key(self, url: str) -> str | None:
         parts = urlsplit(url)
@@ -392,6 +393,7 @@ class FalEmulator(EmulatorBase):
             self.jobs[job.request_id] = job
             entry["request_id"], entry["status"] = job.request_id, 200
             position = self._position(job, time.monotonic())
+        threading.Thread(target=self._render_while_running, args=(job,), daemon=True).start()
         return Response.json(200, {**self._urls(req, job), "queue_position": position},
                              **{"x-fal-request-id": job.request_id})
 
@@ -498,9 +500,23 @@ class FalEmulator(EmulatorBase):
                 elif time.monotonic() - sent_at >= 15:
                     sent_at = time.monotonic()
                     yield b": keep-alive\n\n"
-                self.stop_event.wait(0.01)
+                self.stop_event.wait(self._until_change(job))
         return Response(200, b"", "text/event-stream", {"x-fal-request-id": job.request_id},
                         stream=events())
+
+    def _until_change(self, job: FalJob, most: float = 0.05) -> float:
+        """Seconds until the job's next scheduled change (start, next step log, end), at most
+        `most` (held jobs, cancels and test-driven finishes are noticed within that), so a
+        stream wakes when there is news rather than every few milliseconds."""
+        now = time.monotonic()
+        times = []
+        if job.start_at is not None and now < job.start_at:
+            times.append(job.start_at)
+        elif job.start_at is not None and job.run_seconds:
+            steps = min(int(job.payload.get("num_inference_steps") or 28), 50)
+            done = int(steps * (now - job.start_at) / job.run_seconds)
+            times.append(job.start_at + job.run_seconds * min(done + 1, steps) / steps)
+        return max(0.001, min([most, *(t - now for t in times)]))
 
     def _pricing(self, req):
         """fal's platform pricing API: {prices: [{endpoint_id, unit_price, unit, currency}]}."""
@@ -537,25 +553,45 @@ class FalEmulator(EmulatorBase):
             return Response.json(job.plan.get("fail_status", 500), body, **rid)
         return Response.json(200, job.result, **rid)
 
+    def _flags(self, job: FalJob) -> list[bool]:
+        n = job.payload.get("num_images") or 1
+        nsfw = job.plan.get("nsfw", False)
+        if job.payload.get("enable_safety_checker") is False:
+            return [False] * n
+        return [bool(nsfw[i]) if isinstance(nsfw, (list, tuple)) else bool(nsfw) for i in range(n)]
+
+    def _render(self, job: FalJob) -> None:
+        """The job's output images, drawn and encoded once (job.finalize_lock held)."""
+        if job.outputs is not None:
+            return
+        p, flags = job.payload, self._flags(job)
+        job.outputs = [encode(render(job.source, job.mask, job.out_size,
+                                     fill_colour(p.get("prompt") or "", job.seed, i),
+                                     paste_back=p.get("paste_back", True) is not False, black=flags[i]),
+                              job.fmt) for i in range(len(flags))]
+
+    def _render_while_running(self, job: FalJob) -> None:
+        """A worker draws the outputs during the job's run time, as a real service's runner
+        does: when the status turns COMPLETED they are ready (a job whose start is held, or
+        that fails or is cancelled, renders when it completes, if ever)."""
+        if job.start_at is None or job.plan.get("fail"):
+            return
+        if self.stop_event.wait(max(0.0, job.start_at - time.monotonic())) or job.cancelled:
+            return
+        with job.finalize_lock:
+            if not job.cancelled:
+                self._render(job)
+
     def _finalize(self, job: FalJob) -> None:
-        """Render, store and bill a completed job exactly once."""
+        """Render (unless done while running), store and bill a completed job exactly once."""
         with job.finalize_lock:
             if job.result is not None or job.cancelled or job.plan.get("fail"):
                 return
             p = job.payload
-            n = p.get("num_images") or 1
-            nsfw = job.plan.get("nsfw", False)
-            flags = [bool(nsfw[i]) if isinstance(nsfw, (list, tuple)) else bool(nsfw)
-                     for i in range(n)]
-            if p.get("enable_safety_checker") is False:
-                flags = [False] * n
+            self._render(job)
+            n, flags = len(job.outputs), self._flags(job)
             images = []
-            for i in range(n):
-                img = render(job.source, job.mask, job.out_size,
-                             fill_colour(p.get("prompt") or "", job.seed, i),
-                             paste_back=p.get("paste_back", True) is not False,
-                             black=flags[i])
-                data, ctype = encode(img, job.fmt)
+            for i, (data, ctype) in enumerate(job.outputs):
                 if job.plan.get("output_data") is not None:     # e.g. a decompression bomb
                     data = job.plan["output_data"]
                 name = f"{job.request_id[:8]}_{i}.{job.fmt.replace('jpeg', 'jpg')}"
