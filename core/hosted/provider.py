@@ -366,7 +366,7 @@ class HostedProvider:
 def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
     if len({a.shape for a in arrays}) > 1:
         raise ResultUnavailable(f"outputs differ in size: {[a.shape[:2] for a in arrays]}")
-    return torch.from_numpy(np.stack(arrays)).float()
+    return torch.from_numpy(arrays[0][None] if len(arrays) == 1 else np.stack(arrays)).float()
 
 
 class FalProvider(HostedProvider):
