@@ -45,16 +45,13 @@ def mask_hints(mask: torch.Tensor, boxes: list, opt, padded: bool) -> list[str]:
     if soft:
         lowest, highest = min(soft.values()), max(soft.values())
         peaks = f"{lowest:.3g}" if len(soft) == 1 else f"{lowest:.3g} to {highest:.3g}"
-        hints.append(
-            f"{_which(sorted(soft), len(boxes))} is never fully opaque (highest value {peaks}), so the fill "
-            f"only partly replaces what is there and the original shows through: set threshold to "
-            f"{math.floor(lowest * 100) / 100:.2f} (values at or above it count as fully masked), or paint "
-            f"the mask at full opacity.")
+        hints.append(f"{_which(sorted(soft), len(boxes))} is never fully opaque (highest value {peaks}): set "
+                     f"threshold to {math.floor(lowest * 100) / 100:.2f} (values at or above it count as fully "
+                     f"masked) or paint at full opacity; as it is, the fill only partly replaces the original.")
     if mostly:
-        share = min(mostly.values())
         fix = "turn invert off" if opt.invert else "turn on invert"
-        hints.append(f"{_which(sorted(mostly), len(boxes))} covers {share:.0%} of the image, so almost all of "
-                     f"it is regenerated: if the mask is the wrong way round (painted what to keep), {fix}.")
+        hints.append(f"{_which(sorted(mostly), len(boxes))} covers {min(mostly.values()):.0%} of the image: if "
+                     f"it is the wrong way round (painted what to keep), {fix}.")
     if empty and padded:
         hints.append(f"{_which(empty, len(boxes))} is empty: only the outpaint padding (pad_left, pad_top, "
                      f"pad_right, pad_bottom) is filled, which is fine for outpainting.")

@@ -257,7 +257,7 @@ def _separate(image, mask, grid, opt, pad, strips, context, on_hint):
     plan, crops = region_crops(*canvas, boxes, opt.crop, opt.context_factor, opt.context_px,
                                opt.target_mp / most, opt.multiple, opt.max_side)
     if on_hint is not None and most > 1 and opt.target_mp > 0 and plan.out_w * plan.out_h < SMALL_FILL:
-        on_hint(f"{most} regions share target_mp {opt.target_mp:g}, so each is filled at {plan.out_w}x{plan.out_h}: "
+        on_hint(f"{most} regions share target_mp {opt.target_mp:g}: each is filled at {plan.out_w}x{plan.out_h}; "
                 f"raise target_mp for more detail ({most} gives each region about 1 megapixel).")
     rgb = image[..., :3]
     pieces, out_images, fill_masks = [], [], []

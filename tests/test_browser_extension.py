@@ -8,7 +8,7 @@ then on the next), with the fal/WaveSpeed emulators: FAL_KEY is set in its envir
 WaveSpeed key is not (the key test stores it through the settings form). Tests run in file order
 on each frontend. With FLUXFILL_SCREENSHOTS=DIR the named README screenshots (fal-node.png,
 hosted-node-price.png, node-search.png, settings-keys.png, settings-limit.png,
-hosted-node-limit.png, progress-text.png, maskprep-pasteback.png) are written there on the pinned
+hosted-node-limit.png, progress-text.png, maskprep-pasteback.png, maskprep-hint.png) are written there on the pinned
 frontend, with a -VERSION suffix on the others; otherwise to a temporary folder. All node
 screenshots are taken at 100% zoom."""
 import json
@@ -672,6 +672,59 @@ def test_maskprep_pasteback_workflow_from_the_page(page, server, tmp_path):
     s = page.node_rect(save)
     print("screenshot:", page.screenshot_crop(shot(page, "maskprep-pasteback"), [r[0], r[1], s[0] + s[2] - r[0],
                                                                     max(r[3], s[3], page.node_rect(prep)[3])]))
+    assert_no_console_errors(page)
+
+
+def test_maskprep_hint_and_new_widgets_on_the_canvas(page, server, tmp_path):
+    """A half-opaque mask (alpha 128 in the hole): MaskPrep's hint, which names the input to
+    change, shows on the node as its progress text; the run still completes. The new widgets
+    (regions, region_gap; color_match) are there, set from the page, and the node shows them."""
+    rgb = np.zeros((120, 200, 4), np.uint8)
+    rgb[..., 1] = np.arange(200, dtype=np.uint8)[None]
+    rgb[..., 2] = 120
+    rgb[..., 3] = 255
+    rgb[20:50, 20:60, 3] = 128
+    rgb[70:100, 130:180, 3] = 128
+    src = tmp_path / "fluxfill_browser_soft.png"
+    Image.fromarray(rgb, "RGBA").save(src)
+    name = server.upload_image(src)
+    fresh_graph(page)
+    load = page.add_node("LoadImage", (40, 60))
+    prep = page.add_node("MaskPrep", (360, 60))
+    paste = page.add_node("PasteBack", (700, 60))
+    save = page.add_node("SaveImage", (1000, 60))
+    time.sleep(1.0)
+    page.set_widget(load, "image", name)
+    page.set_widget(prep, "regions", "separate")
+    page.set_widget(paste, "color_match", 0.5)
+    page.js("""const [l, m, p, s] = Array.from(arguments).map(id => app.graph.getNodeById(id));
+        l.connect(0, m, 0); l.connect(1, m, 'mask'); m.connect(0, p, 0); m.connect(2, p, 'stitch');
+        p.connect(0, s, 0);""", load, prep, paste, save)
+    before = set(server.get("/history").json())
+    page.queue(via="button")
+    read = """const n = app.graph.getNodeById(arguments[0]);
+        const w = (n.widgets || []).find(w => w.name === '$$node-text-preview' || w.type === 'progressText');
+        return w && w.value ? String(w.value) : null;"""
+    # 1.58.1 clears a job's progress texts when it ends: keep the hint as soon as it shows
+    hint = page.wait_for(read.replace("return w && w.value ? String(w.value) : null;",
+                                      "return w && String(w.value).includes('never fully opaque') ? String(w.value) "
+                                      ": null;"), 60, "MaskPrep's hint on the node", prep)
+    assert "set threshold to 0.49" in hint, hint
+    deadline, entry = time.monotonic() + 60, None
+    while entry is None and time.monotonic() < deadline:
+        new = {k: v for k, v in server.get("/history").json().items() if k not in before}
+        entry = next((v for v in new.values() if v.get("status", {}).get("completed")), None)
+        time.sleep(0.3)
+    assert entry is not None and not execution_error(entry), entry
+    sent = entry["prompt"][2]
+    assert sent[str(prep)]["inputs"]["regions"] == "separate" and sent[str(paste)]["inputs"]["color_match"] == 0.5
+    page.js("""const n = app.graph.getNodeById(arguments[0]); app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [60 - n.pos[0], 140 - n.pos[1]]; app.canvas.setDirty(true, true);""", load)
+    time.sleep(0.5)
+    r, m, p = page.node_rect(load), page.node_rect(prep), page.node_rect(paste)
+    print("screenshot:", page.screenshot_crop(shot(page, "maskprep-hint"),
+                                              [r[0], r[1], p[0] + p[2] - r[0], max(r[3], m[3], p[3])],
+                                              max_width=1600))
     assert_no_console_errors(page)
 
 

@@ -227,3 +227,15 @@ def test_hints_name_the_input_that_fixes_the_mask():
     said = []
     prepare(photo(120, 160, n=3), batch, PrepOptions(), on_hint=said.append)
     assert said and "images 1, 2" in said[0] and "0.5 to 0.7" in said[0]
+
+
+def test_regions_that_share_a_small_target_mp_get_a_hint():
+    boxes = [(20 + 110 * (i % 4), 20 + 150 * (i // 4), 60 + 110 * (i % 4), 60 + 150 * (i // 4)) for i in range(8)]
+    said = []
+    fill, _, _ = prepare(photo(300, 460), holes(300, 460, boxes), separate(), on_hint=said.append)
+    assert fill.shape[0] == 8
+    assert said == [f"8 regions share target_mp 1: each is filled at {fill.shape[2]}x{fill.shape[1]}; raise "
+                    f"target_mp for more detail (8 gives each region about 1 megapixel)."]
+    said.clear()
+    prepare(photo(300, 460), holes(300, 460, boxes), separate(target_mp=8.0), on_hint=said.append)
+    assert said == []
