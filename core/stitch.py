@@ -168,6 +168,13 @@ def _canvas(orig: torch.Tensor, src: list[int], pad) -> torch.Tensor:
     return out
 
 
+def check_mask_count(mask: torch.Tensor, sources: int) -> None:
+    """PasteBack's mask: one for every image, or one per image."""
+    if mask.shape[0] not in (1, sources):
+        raise ValueError(f"PasteBack got {sources} image(s) and {mask.shape[0]} masks: give one mask "
+                         f"(used for every image) or one mask per image.")
+
+
 def limit_mask(limit: torch.Tensor, stitch: Stitch) -> torch.Tensor:
     """PasteBack's `mask` next to a STITCH, as [1 or S, canvas_h, canvas_w] float: at the image's
     size (the outpaint area counts as allowed) or at the canvas's; 1 = paste, 0 = keep."""
@@ -179,9 +186,7 @@ def limit_mask(limit: torch.Tensor, stitch: Stitch) -> torch.Tensor:
         raise ValueError(f"PasteBack: mask ({size}) limits where the fill is pasted and must have the image's "
                          f"size ({w}x{h}) or, with outpaint padding, the canvas's ({cw}x{ch}); disconnect it "
                          f"to paste everything MaskPrep prepared.")
-    if limit.shape[0] not in (1, sources):
-        raise ValueError(f"PasteBack got {sources} image(s) and {limit.shape[0]} masks: give one mask "
-                         f"(used for every image) or one mask per image.")
+    check_mask_count(limit, sources)
     limit = limit.to(device=stitch.images.device, dtype=torch.float32)
     if limit.shape[1:] == (ch, cw):
         return limit
@@ -283,9 +288,7 @@ def from_mask(image: torch.Tensor, mask: torch.Tensor, feather: int = 0) -> Stit
         raise ValueError(f"PasteBack: the mask ({'x'.join(map(str, mask.shape[::-1][:2]))}) must have the "
                          f"image's size ({w}x{h}); a 64x64 empty mask is what LoadImage gives for an image "
                          f"without alpha: paint one in the mask editor, or use MaskPrep's STITCH.")
-    if mask.shape[0] not in (1, s):
-        raise ValueError(f"PasteBack got {s} image(s) and {mask.shape[0]} masks: give one mask "
-                         f"(used for every image) or one mask per image.")
+    check_mask_count(mask, s)
     mask = mask.to(device=image.device, dtype=torch.float32)
     blend = mask_ops.feather(mask, feather)
     pieces = tuple(Piece(source=i, origin=(0, 0), crop_size=(w, h), fill_mask=mask[i if mask.shape[0] > 1 else 0],

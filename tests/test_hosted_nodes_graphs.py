@@ -6,6 +6,8 @@ the tests exercise exactly what the UI would send."""
 from __future__ import annotations
 
 import json
+import struct
+import threading
 import uuid
 
 import numpy as np
@@ -93,3 +95,32 @@ def assert_ok(server, history: dict):
 
 def payloads(emu, since: int) -> list[dict]:
     return [r["payload"] for r in emu.requests[since:]]
+
+
+def listen(server):
+    """(texts, events, stop): every progress text (node id, text) and every JSON event the server
+    sends this client on its websocket, until stop() is called."""
+    import websocket
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={server.client_id}", timeout=30)
+    texts, events, done = [], [], threading.Event()
+
+    def receive():
+        while not done.is_set():
+            try:
+                msg = ws.recv()
+            except Exception:  # noqa: BLE001 - socket closed at the end
+                return
+            if isinstance(msg, bytes) and struct.unpack(">I", msg[:4])[0] == 3:
+                n = struct.unpack(">I", msg[4:8])[0]
+                texts.append((msg[8:8 + n].decode(), msg[8 + n:].decode()))
+            elif isinstance(msg, str) and msg:
+                events.append(json.loads(msg))
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+
+    def stop():
+        done.set()
+        ws.close()
+        thread.join(5)
+    return texts, events, stop

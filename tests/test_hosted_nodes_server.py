@@ -11,7 +11,7 @@ import pytest
 
 from comfy_host import ComfyServer, make_base_dir, was_interrupted
 from emulators import FalEmulator, WaveSpeedEmulator, bomb_png
-from test_hosted_nodes_graphs import (FAL_KEY, WS_KEY, assert_ok, emulator_env, error_text, graph,
+from test_hosted_nodes_graphs import (FAL_KEY, WS_KEY, assert_ok, emulator_env, error_text, graph, listen,
                                       lora_node, outputs, pattern_node, payloads)
 
 pytestmark = pytest.mark.timeout(120)
@@ -428,38 +428,14 @@ def test_deadline_keeps_the_request_and_a_rerun_resumes_it(server, fal):
 
 
 def test_progress_text_and_bar_reach_the_client(server, fal):
-    import struct
-    import threading
-
-    import websocket
     fal.next_job(queue_seconds=0.4, run_seconds=0.4)
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={server.client_id}", timeout=30)
-    texts, events, done = [], [], threading.Event()
-
-    def listen():
-        while not done.is_set():
-            try:
-                msg = ws.recv()
-            except Exception:  # noqa: BLE001 - socket closed at the end
-                return
-            if isinstance(msg, bytes):
-                kind = struct.unpack(">I", msg[:4])[0]
-                if kind == 3:
-                    n = struct.unpack(">I", msg[4:8])[0]
-                    texts.append((msg[8:8 + n].decode(), msg[8 + n:].decode()))
-            elif msg:
-                events.append(json.loads(msg))
-
-    t = threading.Thread(target=listen, daemon=True)
-    t.start()
+    texts, events, stop = listen(server)
     try:
         g, _ = graph(server, "FalFill", endpoint="fal-ai/flux-lora/inpainting")
         run_ok(server, g)
         time.sleep(0.3)
     finally:
-        done.set()
-        ws.close()
-        t.join(5)
+        stop()
     mine = [text for node, text in texts if node == "2"]
     assert any("estimated $" in x for x in mine), mine
     assert any("in queue (position 0)" in x for x in mine), mine

@@ -6,8 +6,6 @@ FalFill / WaveSpeedFill (loopback emulators) or FluxFillLocal (tiny model) -> Pa
 back at the original size; every pixel away from the holes is bit-identical; the billed
 megapixels are the sum of the three. MaskPrep's hints reach the node and the server log."""
 import json
-import struct
-import threading
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from PIL import Image
 
 from comfy_host import ComfyServer, make_base_dir
 from emulators import FalEmulator, WaveSpeedEmulator
-from test_hosted_nodes_graphs import FAL_KEY, WS_KEY, assert_ok, emulator_env, widget_defaults
+from test_hosted_nodes_graphs import FAL_KEY, WS_KEY, assert_ok, emulator_env, listen, widget_defaults
 
 pytestmark = pytest.mark.timeout(300)
 W, H = 2048, 1536
@@ -139,33 +137,8 @@ def test_holes_closer_than_region_gap_are_one_region(server):
     assert crops.shape[0] == 3
 
 
-def listen_for_texts(server):
-    import websocket
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={server.client_id}", timeout=30)
-    texts, done = [], threading.Event()
-
-    def listen():
-        while not done.is_set():
-            try:
-                msg = ws.recv()
-            except Exception:  # noqa: BLE001 - socket closed at the end
-                return
-            if isinstance(msg, bytes) and struct.unpack(">I", msg[:4])[0] == 3:
-                n = struct.unpack(">I", msg[4:8])[0]
-                texts.append((msg[8:8 + n].decode(), msg[8 + n:].decode()))
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-
-    def stop():
-        done.set()
-        ws.close()
-        thread.join(5)
-    return texts, stop
-
-
 def test_a_half_opaque_mask_gets_a_hint_on_the_node_and_in_the_log(server):
-    texts, stop = listen_for_texts(server)
+    texts, _, stop = listen(server)
     try:
         out, crops, _ = run(server, holes_graph(server, "FalFill", image="soft_holes.png"))
     finally:
@@ -175,7 +148,7 @@ def test_a_half_opaque_mask_gets_a_hint_on_the_node_and_in_the_log(server):
     assert any("never fully opaque (highest value 0.498)" in t and "set threshold to 0.49" in t for t in hints), texts
     assert "never fully opaque (highest value 0.498)" in server.log_text()
     assert crops.shape[0] == 3                                         # a hint never stops the run
-    texts, stop = listen_for_texts(server)
+    texts, _, stop = listen(server)
     try:
         run(server, holes_graph(server, "FalFill", image="soft_holes.png", threshold=0.49))
     finally:
