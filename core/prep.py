@@ -235,9 +235,9 @@ def _separate(image, mask, grid, opt, pad, strips, context, on_hint):
                                reach, lambda region, pad_area: shape(region, pad_area, opt), strip_area)
         if len(regions) > MAX_REGIONS:
             which = f"image {i}" if mask.shape[0] > 1 else "the mask"
-            raise ValueError(f"MaskPrep: {which} has {len(regions)} separate regions, at most {MAX_REGIONS} are "
-                             f"filled one by one: raise region_gap (now {opt.region_gap} px) to join nearby parts, "
-                             f"or set regions to together.")
+            raise ValueError(f"MaskPrep: {which} has more than {MAX_REGIONS} separate regions (at most "
+                             f"{MAX_REGIONS} are filled one by one): raise region_gap (now {opt.region_gap} px) to "
+                             f"join nearby parts, or set regions to together.")
         per_mask.append(regions)
     if not any(per_mask):
         raise ValueError(f"MaskPrep: the mask is empty after fill holes/grow, so there is nothing to fill: "

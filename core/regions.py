@@ -76,23 +76,45 @@ def _union(a: Box, b: Box) -> Box:
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
+def _root(parent: list[int], i: int) -> int:
+    """Union-find: the representative of i (paths halved on the way)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def merge_boxes(boxes: list[Box], link: int) -> list[list[int]]:
-    """Groups of box indices, boxes closer than `link` (or overlapping) in one group."""
+    """Groups of box indices: boxes closer than `link` (or overlapping) in one group, and groups
+    whose joint boxes come that close joined too. Sweeps along x (sorted by left edge, only boxes
+    that reach that far are compared) until a sweep joins nothing: thousands of far-apart boxes
+    (a speckled mask) cost one sorted pass, not a comparison of every pair."""
     groups = [[i] for i in range(len(boxes))]
     spans = list(boxes)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(spans)):
-            for j in range(i + 1, len(spans)):
+    while True:
+        order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+        parent = list(range(len(spans)))
+        active: list[int] = []
+        for i in order:
+            active = [j for j in active if spans[j][2] + link > spans[i][0]]
+            for j in active:
                 if _distance(spans[i], spans[j]) < link:
-                    spans[i], groups[i] = _union(spans[i], spans[j]), groups[i] + groups[j]
-                    del spans[j], groups[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return groups
+                    parent[_root(parent, i)] = _root(parent, j)
+            active.append(i)
+        joined: dict[int, int] = {}
+        new_groups, new_spans = [], []
+        for i in range(len(spans)):
+            r = _root(parent, i)
+            if r not in joined:
+                joined[r] = len(new_groups)
+                new_groups.append([])
+                new_spans.append(spans[i])
+            k = joined[r]
+            new_groups[k] += groups[i]
+            new_spans[k] = _union(new_spans[k], spans[i])
+        if len(new_groups) == len(groups):
+            return groups
+        groups, spans = new_groups, new_spans
 
 
 @dataclass
@@ -108,7 +130,7 @@ def candidates(grid: np.ndarray, strips: list[Box], offset: tuple[int, int], siz
     `size` = the image's (w, h)). Blocks closer than `link` px, and boxes closer than that, join."""
     reach = math.ceil(link / (2 * block)) + 1
     joined = ndimage.maximum_filter(grid, size=2 * reach + 1, mode="constant")    # a square dilation
-    labels, count = ndimage.label(joined, EIGHT)
+    labels, _ = ndimage.label(joined, EIGHT)
     labels = np.where(grid, labels, 0)
     left, top = offset
     w, h = size
@@ -147,14 +169,7 @@ def _groups(parts: np.ndarray, count: int, gap: int, iy: np.ndarray, ix: np.ndar
     (iy, ix): each pixel's nearest part pixel. Neighbouring pixels whose nearest parts differ
     give a pair of points, one in each part; the closest such pair is (to a pixel) the two
     parts' distance."""
-    parent = np.arange(count + 1)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    parent = list(range(count + 1))
     nearest = parts[iy, ix]
     shifts = ((slice(None), slice(None, -1), slice(None), slice(1, None)),          # right
               (slice(None, -1), slice(None), slice(1, None), slice(None)),          # down
@@ -165,8 +180,8 @@ def _groups(parts: np.ndarray, count: int, gap: int, iy: np.ndarray, ix: np.ndar
         apart = np.hypot(iy[ya, xa] - iy[yb, xb], ix[ya, xa] - ix[yb, xb])
         pick = (a != b) & (apart < gap)
         for p, q in set(zip(a[pick].tolist(), b[pick].tolist())):
-            parent[find(p)] = find(q)
-    return np.array([find(i) for i in range(count + 1)])
+            parent[_root(parent, p)] = _root(parent, q)
+    return np.array([_root(parent, i) for i in range(count + 1)])
 
 
 def _box(mask: torch.Tensor, origin) -> Box | None:
@@ -207,12 +222,16 @@ def find_regions(mask: torch.Tensor, grid: np.ndarray, strips: list[Box], offset
                  gap: int, grow: int, reach: int, shape: Callable, window: Callable) -> list[Region]:
     """The regions of one mask [H, W] (after invert/threshold), in reading order (reading_order);
     grid: its block_grid. shape(region, pad_area) is MaskPrep's shaping of a window; window(origin,
-    w, h) gives the window's pad area; reach = how far shaping reaches beyond the mask."""
+    w, h) gives the window's pad area; reach = how far shaping reaches beyond the mask. More than
+    MAX_REGIONS: a list that long or longer, not all of them made (the caller refuses it)."""
     h, w = mask.shape
     link = gap + 2 * max(grow, 0) + 2
     cw, ch = canvas
+    found = candidates(grid, strips, offset, (w, h), link)
+    if grow >= 0 and len(found) > MAX_REGIONS:
+        return [None] * len(found)     # each holds a region at least (no shrink): too many already
     regions = []
-    for cand in candidates(grid, strips, offset, (w, h), link):
+    for cand in found:
         x0, y0 = max(0, cand.box[0] - reach), max(0, cand.box[1] - reach)
         x1, y1 = min(cw, cand.box[2] + reach), min(ch, cand.box[3] + reach)
         ww, wh = x1 - x0, y1 - y0
@@ -225,6 +244,8 @@ def find_regions(mask: torch.Tensor, grid: np.ndarray, strips: list[Box], offset
         pad_area = window((x0, y0), ww, wh, cand.strips)
         fill_m, blend = shape(part[None], None if pad_area is None else pad_area[None])
         regions += split(fill_m[0], blend[0], (x0, y0), gap)
+        if len(regions) > MAX_REGIONS:
+            return regions             # too many: the caller says so, the rest need not be made
     return reading_order(regions)
 
 

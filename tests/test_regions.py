@@ -85,8 +85,11 @@ def test_a_dot_inside_a_ring_is_one_region_when_holes_are_filled():
 def test_too_many_regions_is_an_error_naming_the_fix():
     boxes = [(10 + 80 * (i % 6), 10 + 80 * (i // 6), 20 + 80 * (i % 6), 20 + 80 * (i // 6)) for i in range(18)]
     mask = holes(230, 430, boxes)
-    with pytest.raises(ValueError, match=rf"18 separate regions, at most {MAX_REGIONS}.*raise region_gap.*together"):
+    with pytest.raises(ValueError, match=rf"more than {MAX_REGIONS} separate regions.*raise region_gap.*together"):
         prepare(photo(230, 430), mask, separate(feather=0))
+    speckles = (torch.rand(1, 1200, 1200, generator=torch.Generator().manual_seed(0)) > 0.9999).float()
+    with pytest.raises(ValueError, match="more than 16 separate regions"):   # ~150 specks far apart
+        prepare(photo(1200, 1200), speckles, separate(feather=0))
     assert len(prepare(photo(230, 430), mask, separate(feather=0, region_gap=80))[2].pieces) == 1
 
 
