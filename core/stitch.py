@@ -242,40 +242,28 @@ def paste(stitch: Stitch, fills: torch.Tensor, feather: int | None = None, color
         box = mask_ops.nonzero_box(blend)       # pixels outside it stay as they are: skip them
         if box is None:
             continue
-        fill = resize(fills[p * k:(p + 1) * k], cw, ch)
-        at = (0, 0, cw, ch)
-        if color_match > 0:         # on the part of the crop around the paste area only
-            at = color_window(area)
-            (ax0, ay0, ax1, ay1), rows, cols = at, slice(at[1], at[3]), slice(at[0], at[2])
+        bx0, by0, bx1, by1 = box
+        full = resize(fills[p * k:(p + 1) * k], cw, ch)
+        fill = full[:, by0:by1, bx0:bx1].float()
+        if color_match > 0:         # measured and corrected around the paste area only
+            ax0, ay0, ax1, ay1 = color_window(area)
+            rows, cols = slice(ay0, ay1), slice(ax0, ax1)
             reference = take(orig[piece.source:piece.source + 1], [(x + ax0, y + ay0)], ax1 - ax0, ay1 - ay0, 0.0,
                              offset=stitch.pad[:2])[0, ..., :3].float()
             inside = inside_source(stitch, piece)
-            rgb = matched(fill[:, rows, cols, :3].float(), reference, area[rows, cols],
+            rgb = matched(full[:, rows, cols, :3].float(), reference, area[rows, cols],
                           inside if inside is True else inside[rows, cols], color_match)
-            fill, box = _with_rgb(fill, rgb, at), _shift_box(box, at)
-        bx0, by0, bx1, by1 = box
-        ax, ay = at[0], at[1]
-        region = out[piece.source * k:(piece.source + 1) * k, y + ay + by0:y + ay + by1, x + ax + bx0:x + ax + bx1]
-        fill = fill[:, by0:by1, bx0:bx1].float()
+            rgb = rgb[:, by0 - ay0:by1 - ay0, bx0 - ax0:bx1 - ax0]      # the paste box lies inside
+            fill = torch.cat([rgb, fill[..., 3:]], dim=-1) if fill.shape[-1] > 3 else rgb
+        region = out[piece.source * k:(piece.source + 1) * k, y + by0:y + by1, x + bx0:x + bx1]
         if fill.shape[-1] >= c:
             fill = fill[..., :c]
         else:  # e.g. RGB fill of an RGBA image: keep the original's extra channels
             fill = torch.cat([fill, region[..., fill.shape[-1]:].float()], dim=-1)
-        wgt = blend[ay + by0:ay + by1, ax + bx0:ax + bx1][None, ..., None].float()
+        wgt = blend[by0:by1, bx0:bx1][None, ..., None].float()
         mixed = torch.lerp(region.float(), fill, wgt).to(dtype)  # lerp(a, b, 1) == b exactly
         region.copy_(torch.where(wgt == 0, region, mixed))
     return out
-
-
-def _with_rgb(fill: torch.Tensor, rgb: torch.Tensor, at) -> torch.Tensor:
-    """The part `at` of the fill, its first three channels replaced by `rgb`."""
-    rest = fill[:, at[1]:at[3], at[0]:at[2], 3:]
-    return torch.cat([rgb, rest.float()], dim=-1) if rest.shape[-1] else rgb
-
-
-def _shift_box(box, at):
-    """`box` (crop coordinates) in the coordinates of the part `at` of the crop, which holds it."""
-    return box[0] - at[0], box[1] - at[1], box[2] - at[0], box[3] - at[1]
 
 
 def from_mask(image: torch.Tensor, mask: torch.Tensor, feather: int = 0) -> Stitch:
