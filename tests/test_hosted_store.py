@@ -26,6 +26,13 @@ CHILD = textwrap.dedent("""
             print("deleted", deleted, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)      # a crash in the middle of the transaction
         store.compact(sys.argv[2], on_batch=die, batch=10)
+    elif sys.argv[3] == "record-and-die":
+        from fluxfill.core.hosted.journal import Journal
+        def die(*args):
+            os.kill(os.getpid(), signal.SIGKILL)      # killed while writing the log line
+        store.append_line = die
+        Journal(sys.argv[2]).record("e" * 64, provider="fal", endpoint="e", request_id="paid-1",
+                                    status="pending", urls={"u": 1})
     elif sys.argv[3].startswith("open-at="):
         import time
         while time.time() < float(sys.argv[3][8:]):
@@ -136,3 +143,12 @@ def test_processes_making_the_database_at_the_same_instant_all_open_it(tmp_path)
         outs = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
         assert [out.strip() for out, _ in outs] == ["wal"] * 4
+
+
+def test_a_process_killed_while_writing_the_log_keeps_the_pending_request(tmp_path):
+    """The row commits before its log line is written: a server killed in between (the moment a
+    submit is journaled) leaves a request the next run resumes, never one it pays for again."""
+    out = child(tmp_path, "record-and-die")
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    store._READY.clear()
+    assert Journal(tmp_path).pending("e" * 64)["request_id"] == "paid-1"

@@ -11,7 +11,7 @@ record as JSON, so callers get back exactly what they wrote.
 
 The JSONL files of earlier versions (`hosted_journal.jsonl`, `ledger.jsonl`) are imported once,
 when a state directory's database is made, and are kept — as an append-only log: every row is
-also appended there, before its transaction commits (see `write`). FluxFill never reads them
+also appended there, right after its transaction commits (see `write`). FluxFill never reads them
 back (except for that import), so their length costs nothing; they stay readable by people
 and a deleted database is rebuilt from them on the next open.
 """
@@ -185,15 +185,21 @@ def connect(state_dir: str | os.PathLike, write: bool = False) -> Iterator[sqlit
 
 
 def write(state_dir, log_name: str, rec: dict, insert: Callable) -> bool:
-    """Insert `rec` and append it to the JSONL log in one step: the row commits only after its
-    log line is on disk, and a failed log write rolls the row back (OSError). Writers of this
+    """Insert `rec` and commit (synchronous=FULL: it survives a power cut), then append it to the
+    JSONL log. The database is what every lookup reads, so the row commits first: a process
+    killed in between keeps the row (a pending request stays resumable) and the log, a copy for
+    people, misses that one line; a failed log write is logged, the row stays. Writers of this
     process take turns on a lock first: sqlite's own wait for a busy database sleeps in growing
     steps (tens of ms when several threads finish at once), a lock hands over at once."""
-    with _WRITERS, connect(state_dir, write=True) as con:
-        added = insert(con, rec)
-        if added is not False:
-            append_line(Path(state_dir) / log_name, rec)
-        return added is not False
+    with _WRITERS:
+        with connect(state_dir, write=True) as con:
+            added = insert(con, rec) is not False
+        if added:
+            try:
+                append_line(Path(state_dir) / log_name, rec)
+            except OSError as e:
+                log.warning("fluxfill: %s: the row is saved, its copy in %s is not: %s", state_dir, log_name, e)
+        return added
 
 
 def compact(state_dir, older_than_days: float = KEEP_DAYS, now: float | None = None,
