@@ -1,5 +1,6 @@
 """FalClient / FalProvider against the loopback fal emulator (real HTTP on 127.0.0.1)."""
 import logging
+import sqlite3
 import threading
 
 import numpy as np
@@ -456,9 +457,15 @@ def test_prepare_then_fill_encodes_the_inputs_once(emu, tmp_path, monkeypatch):
     assert len(calls) == 3
 
 
-def test_journal_write_failure_after_submit_keeps_the_paid_result(emu, tmp_path):
-    (tmp_path / "state").mkdir()
-    (tmp_path / "state" / Journal.FILE).mkdir()          # every journal write fails
+def test_journal_write_failure_after_submit_keeps_the_paid_result(emu, tmp_path, monkeypatch):
+    from fluxfill.core.hosted import store
+    insert = store._insert_journal
+
+    def failing(con, rec):                               # the database refuses the "pending" row
+        if rec.get("status") == "pending":
+            raise sqlite3.OperationalError("disk I/O error")
+        return insert(con, rec)
+    monkeypatch.setattr(store, "_insert_journal", failing)
     req = request()
     res = provider(emu, tmp_path).fill(req, FillHooks())
     assert_filled(res, req)
